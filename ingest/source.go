@@ -1,0 +1,129 @@
+// Package ingest turns cameras, files and generated scenes into packets and
+// frames. Each kind of source registers itself under a URL scheme (file://,
+// synth://, later rtsp:// and whip://); Open picks the source for a URL.
+//
+// Data enters from the network, a file or a generator and leaves through the
+// Output a Source is run with: compressed access units (frame.Packet) for
+// coded video, decoded frames (frame.Frame) for generated scenes.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/vigil-video/vigil/frame"
+)
+
+// ErrUnknownScheme is returned by Open for a URL whose scheme has no source.
+var ErrUnknownScheme = errors.New("unknown URL scheme")
+
+// Output receives what a Source produces. Its methods are called from the
+// source's own goroutine, one at a time. For a live source they must not block
+// for long (a slow consumer drops and counts); for a non-live source they may
+// block to apply back-pressure.
+type Output interface {
+	// Params announces the codec of the packets that follow; it is called
+	// before the first packet and again whenever the codec changes.
+	Params(p frame.CodecParams) error
+	// Packet delivers one compressed access unit. The source may reuse
+	// p.Data after Packet returns.
+	Packet(p *frame.Packet) error
+	// Frame delivers one decoded picture, for sources that have no compressed
+	// form. Ownership passes to the Output, which must Release it.
+	Frame(f *frame.Frame) error
+}
+
+// Source is one stream's producer.
+type Source interface {
+	// Run produces data until ctx is cancelled, the source ends, or an Output
+	// call returns an error. A finite source that reached its end returns
+	// io.EOF.
+	Run(ctx context.Context, out Output) error
+	// Live reports whether the source runs on its own clock (a camera, a
+	// real-time paced file): consumers then drop rather than block.
+	Live() bool
+}
+
+// Opener makes a Source for a stream ID and a parsed URL.
+type Opener func(streamID string, u *url.URL) (Source, error)
+
+var (
+	registryMu sync.RWMutex
+	registry   = map[string]Opener{}
+)
+
+// Register makes Open use fn for URLs of the given scheme. It panics on a
+// duplicate scheme, like http.Handle.
+func Register(scheme string, fn Opener) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	scheme = strings.ToLower(scheme)
+	if _, dup := registry[scheme]; dup {
+		panic("ingest: scheme registered twice: " + scheme)
+	}
+	registry[scheme] = fn
+}
+
+// Schemes returns the registered URL schemes in sorted order.
+func Schemes() []string {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	out := make([]string, 0, len(registry))
+	for s := range registry {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Open parses rawURL and returns the Source registered for its scheme.
+func Open(streamID, rawURL string) (Source, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("parsing URL of stream %s: %w", streamID, err)
+	}
+	registryMu.RLock()
+	fn, ok := registry[strings.ToLower(u.Scheme)]
+	registryMu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("stream %s: %w %q (have %s)", streamID, ErrUnknownScheme, u.Scheme, strings.Join(Schemes(), ", "))
+	}
+	src, err := fn(streamID, u)
+	if err != nil {
+		return nil, fmt.Errorf("opening stream %s: %w", streamID, err)
+	}
+	return src, nil
+}
+
+// Redact returns rawURL with any password replaced, for logs, metrics and the
+// API. Unparseable URLs are returned as a fixed placeholder so that nothing
+// secret leaks through an error path.
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "<unparseable URL>"
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	q := u.Query()
+	changed := false
+	for k := range q {
+		switch strings.ToLower(k) {
+		case "token", "password", "pass", "secret", "key":
+			q.Set(k, "xxxxx")
+			changed = true
+		}
+	}
+	if changed {
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}
