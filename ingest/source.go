@@ -127,3 +127,17 @@ func Redact(rawURL string) string {
 	}
 	return u.String()
 }
+
+// RedactError removes rawURL's credentials from an error message that may
+// quote the URL (or its password) verbatim.
+func RedactError(msg, rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.User == nil {
+		return msg
+	}
+	msg = strings.ReplaceAll(msg, rawURL, Redact(rawURL))
+	if pw, ok := u.User.Password(); ok && pw != "" {
+		msg = strings.ReplaceAll(msg, pw, "xxxxx")
+	}
+	return msg
+}

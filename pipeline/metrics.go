@@ -1,0 +1,106 @@
+package pipeline
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Latency stages recorded in vigil_pipeline_latency_seconds, each measured
+// from the arrival of the frame's data.
+const (
+	stageDecode  = "decode"
+	stageAnalyze = "analyze"
+	stageSink    = "sink"
+)
+
+// Reasons a frame or packet is dropped, the reason label of
+// vigil_ingest_frames_dropped_total.
+const (
+	dropQueueFull     = iota // live source outran the decoder: packet queue full
+	dropInferenceBusy        // a newer frame replaced one still waiting for inference
+	dropDecodeError          // packets skipped after a decode error, until the next key frame
+	dropFrameLimit           // offline run reached its frame limit
+	numDropReasons
+)
+
+var dropReasonNames = [numDropReasons]string{"queue_full", "inference_busy", "decode_error", "frame_limit"}
+
+// metrics holds the pipeline's direct instruments. Per-stream counters live in
+// each stream's stats and are read at scrape time by streamCollector, so a
+// removed stream's series disappear with it.
+type metrics struct {
+	latency      *prometheus.HistogramVec
+	sinkMessages *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer, p *Pipeline) *metrics {
+	m := &metrics{
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vigil_pipeline_latency_seconds",
+			Help:    "Time from a frame's arrival to the end of each pipeline stage.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"stage"}),
+		sinkMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_sink_messages_total",
+			Help: "Results handed to each sink, by outcome (ok, error, dropped).",
+		}, []string{"sink", "result"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.latency, m.sinkMessages, &streamCollector{p: p})
+	}
+	return m
+}
+
+var (
+	descPackets = prometheus.NewDesc("vigil_ingest_packets_total",
+		"Compressed packets received per stream.", []string{"stream"}, nil)
+	descBytes = prometheus.NewDesc("vigil_ingest_bytes_total",
+		"Compressed bytes received per stream.", []string{"stream"}, nil)
+	descFrames = prometheus.NewDesc("vigil_ingest_frames_total",
+		"Frames decoded or generated per stream.", []string{"stream"}, nil)
+	descAnalyzed = prometheus.NewDesc("vigil_pipeline_frames_analyzed_total",
+		"Frames that went through analysis per stream.", []string{"stream"}, nil)
+	descDropped = prometheus.NewDesc("vigil_ingest_frames_dropped_total",
+		"Frames or packets dropped per stream, by reason.", []string{"stream", "reason"}, nil)
+	descDecodeErrors = prometheus.NewDesc("vigil_decode_errors_total",
+		"Packets the decoder rejected per stream.", []string{"stream"}, nil)
+	descRestarts = prometheus.NewDesc("vigil_ingest_restarts_total",
+		"Times a stream's source was restarted after an error.", []string{"stream"}, nil)
+	descState = prometheus.NewDesc("vigil_ingest_stream_state",
+		"1 for the state each stream is in.", []string{"stream", "state"}, nil)
+)
+
+// streamCollector reports every live stream's counters at scrape time.
+type streamCollector struct{ p *Pipeline }
+
+func (c *streamCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descPackets, descBytes, descFrames, descAnalyzed, descDropped, descDecodeErrors, descRestarts, descState} {
+		ch <- d
+	}
+}
+
+func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, s := range c.p.snapshotStreams() {
+		id := s.cfg.ID
+		st := &s.stats
+		counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), append([]string{id}, labels...)...)
+		}
+		counter(descPackets, st.packets.Load())
+		counter(descBytes, st.bytes.Load())
+		counter(descFrames, st.frames.Load())
+		counter(descAnalyzed, st.analyzed.Load())
+		counter(descDecodeErrors, st.decodeErrors.Load())
+		counter(descRestarts, st.restarts.Load())
+		for r := range numDropReasons {
+			counter(descDropped, st.dropped[r].Load(), dropReasonNames[r])
+		}
+		state := s.status().State
+		for _, name := range allStates {
+			v := 0.0
+			if name == state {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, v, id, string(name))
+		}
+	}
+}

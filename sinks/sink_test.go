@@ -1,0 +1,42 @@
+package sinks
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigil-video/vigil/frame"
+)
+
+func TestMessageRoundTrip(t *testing.T) {
+	r := &frame.Result{
+		StreamID: "cam", Seq: 12, PTS: 1500 * time.Millisecond, Width: 640, Height: 480,
+		Captured: time.Date(2026, 11, 29, 1, 2, 3, 4000, time.FixedZone("x", 3600)),
+		Detections: []frame.Detection{{Box: frame.Box{X1: 1, Y1: 2, X2: 3, Y2: 4}, Label: "car", Class: 2, Score: 0.5}},
+	}
+	b, err := AppendJSON(nil, r)
+	require.NoError(t, err)
+	require.Equal(t, byte('\n'), b[len(b)-1])
+	var m Message
+	require.NoError(t, json.Unmarshal(b, &m))
+	require.Equal(t, SchemaVersion, m.Schema)
+	require.Equal(t, 1.5, m.PTS)
+	require.Equal(t, "2026-11-29T00:02:03.000004Z", m.Captured.Format(time.RFC3339Nano), "captured is UTC")
+	require.Equal(t, [4]float32{1, 2, 3, 4}, m.Detections[0].Box)
+	require.Contains(t, string(b), `"detections":[{`)
+
+	b, err = AppendJSON(nil, &frame.Result{StreamID: "empty"})
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"detections":[]`, "no detections is an empty array, not null")
+}
+
+func BenchmarkAppendJSON(b *testing.B) {
+	r := &frame.Result{StreamID: "cam", Seq: 1, Detections: make([]frame.Detection, 10)}
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		buf, _ = AppendJSON(buf[:0], r)
+	}
+}
