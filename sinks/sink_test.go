@@ -13,7 +13,7 @@ import (
 func TestMessageRoundTrip(t *testing.T) {
 	r := &frame.Result{
 		StreamID: "cam", Seq: 12, PTS: 1500 * time.Millisecond, Width: 640, Height: 480,
-		Captured: time.Date(2026, 11, 29, 1, 2, 3, 4000, time.FixedZone("x", 3600)),
+		Captured:   time.Date(2026, 11, 29, 1, 2, 3, 4000, time.FixedZone("x", 3600)),
 		Detections: []frame.Detection{{Box: frame.Box{X1: 1, Y1: 2, X2: 3, Y2: 4}, Label: "car", Class: 2, Score: 0.5}},
 	}
 	b, err := AppendJSON(nil, r)

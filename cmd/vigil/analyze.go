@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/vigil-video/vigil/config"
+	"github.com/vigil-video/vigil/pipeline"
+	"github.com/vigil-video/vigil/sinks/jsonl"
+)
+
+func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("vigil analyze", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	input := fs.String("input", "", "source `URL` (file:///clip.mp4, synth://?frames=100, rtsp://…)")
+	out := fs.String("out", "-", "JSON lines output `file` (- for standard output)")
+	frames := fs.Uint64("frames", 0, "stop after `N` analysed frames (0: until the source ends)")
+	duration := fs.Duration("duration", 0, "stop after this long, for live sources (0: no limit)")
+	inferFPS := fs.Float64("infer-fps", 0, "analyse this many frames per second of video (0: every frame)")
+	decodeMode := fs.String("decode", "all", "decode all frames or only keyframes")
+	threads := fs.Int("threads", 0, "decoder threads (0: automatic)")
+	streamID := fs.String("stream", "", "stream `id` in the output (default: from the input's file name)")
+	realtime := fs.Bool("realtime", false, "pace file input at its frame rate instead of as fast as possible")
+	quiet := fs.Bool("quiet", false, "no progress on standard error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *input == "" {
+		fmt.Fprintln(stderr, "vigil analyze: --input is required")
+		fs.Usage()
+		return errUsage
+	}
+	id := *streamID
+	if id == "" {
+		id = streamIDFor(*input)
+	}
+	cfg := config.Stream{ID: id, URL: *input, Decode: *decodeMode, DecodeThreads: *threads, Realtime: realtime}
+	cfg.ApplyDefaults()
+	if err := cfg.Validate("input", nil); err != nil {
+		return err
+	}
+	if *inferFPS < 0 {
+		return fmt.Errorf("--infer-fps: must be >= 0, got %g", *inferFPS)
+	}
+	cfg.InferFPS = *inferFPS // 0 (every frame) is valid here, unlike in a server config
+
+	w := &jsonl.Writer{Path: *out, Stdout: stdout, Truncate: true}
+	if err := w.Open(); err != nil {
+		return err
+	}
+	log := newLogger(config.Log{Level: "warn"}, stderr)
+	p, err := pipeline.New(pipeline.Options{
+		Streams:   []config.Stream{cfg},
+		Sinks:     []pipeline.NamedSink{{Name: "jsonl", Sink: w}},
+		Logger:    log,
+		Offline:   true,
+		MaxFrames: *frames,
+	})
+	if err != nil {
+		return err
+	}
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	start := time.Now()
+	done := make(chan struct{})
+	if !*quiet {
+		go progress(done, p, id, stderr)
+	}
+	err = p.Run(ctx)
+	close(done)
+	st, _ := p.Stream(id)
+	if !*quiet {
+		el := time.Since(start)
+		fmt.Fprintf(stderr, "%s: %d frames analysed in %s (%.1f fps), %d decode errors\n",
+			id, st.FramesAnalyzed, el.Round(time.Millisecond), float64(st.FramesAnalyzed)/el.Seconds(), st.DecodeErrors)
+	}
+	if err != nil {
+		return err
+	}
+	if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return ctx.Err() // interrupted
+	}
+	return nil
+}
+
+func progress(done <-chan struct{}, p *pipeline.Pipeline, id string, w io.Writer) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			if st, ok := p.Stream(id); ok {
+				fmt.Fprintf(w, "%s: %s, %d frames analysed\n", id, st.State, st.FramesAnalyzed)
+			}
+		}
+	}
+}
+
+var nonID = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+// streamIDFor derives a stream ID from an input URL's file name.
+func streamIDFor(u string) string {
+	noQuery := strings.SplitN(u, "?", 2)[0]
+	_, rest, _ := strings.Cut(noQuery, "://")
+	base := path.Base(rest)
+	base = strings.TrimSuffix(base, path.Ext(base))
+	base = strings.Trim(nonID.ReplaceAllString(base, "-"), "-.")
+	if rest == "" || base == "" {
+		return "input"
+	}
+	if len(base) > 64 {
+		base = base[:64]
+	}
+	return base
+}

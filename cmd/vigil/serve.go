@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vigil-video/vigil/config"
+	"github.com/vigil-video/vigil/pipeline"
+	"github.com/vigil-video/vigil/sinks/jsonl"
+	"github.com/vigil-video/vigil/web"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("vigil serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "YAML config `file` (default: the embedded default config)")
+	listen := fs.String("listen", "", "HTTP listen `address`, overrides the config's listen (default 127.0.0.1:8080)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+
+	var cfg *config.Config
+	if *cfgPath == "" {
+		cfg = config.Default()
+	} else {
+		var err error
+		if cfg, err = config.Load(*cfgPath); err != nil {
+			return err
+		}
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	log := newLogger(cfg.Log, stderr)
+	if *cfgPath == "" {
+		log.Info("no --config given: running the embedded default config")
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var sinkList []pipeline.NamedSink
+	if j := cfg.Sinks.JSONL; j.Enabled {
+		w := &jsonl.Writer{Path: j.Path, MaxBytes: int64(j.MaxSizeMB) << 20, MaxBackups: j.MaxBackups, Stdout: stdout}
+		if err := w.Open(); err != nil {
+			return err
+		}
+		sinkList = append(sinkList, pipeline.NamedSink{Name: "jsonl", Sink: w})
+	}
+	if cfg.Sinks.Kafka.Enabled {
+		log.Warn("sinks.kafka is enabled but this build has no Kafka sink yet; results are not sent to Kafka")
+	}
+
+	modelNames := make([]string, len(cfg.Models))
+	for i, m := range cfg.Models {
+		modelNames[i] = m.Name
+	}
+	p, err := pipeline.New(pipeline.Options{
+		Streams:         cfg.Streams,
+		Models:          modelNames,
+		Sinks:           sinkList,
+		Registerer:      reg,
+		Logger:          log,
+		ShutdownTimeout: time.Duration(cfg.ShutdownTimeout),
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	base := "http://" + displayAddr(ln.Addr().String())
+	fmt.Fprintf(stdout, "vigil serving\n  page:    %s/\n  api:     %s/api/streams\n  metrics: %s/metrics\n", base, base, base)
+
+	srv := &http.Server{
+		Handler:           pipeline.Handler(p, reg, web.Handler()),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving HTTP: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		err := p.Run(gctx)
+		// The pipeline has drained; stop the HTTP server too.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		return err
+	})
+	err = g.Wait()
+	log.Info("stopped")
+	return err
+}
+
+// displayAddr makes a listen address usable in a URL ("[::]:8080" -> "localhost:8080").
+func displayAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(strings.ToUpper(c.Level)))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
