@@ -36,9 +36,9 @@ bench: deps
 	$(GO) run ./cmd/vigil bench decode --threads 2
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./config/
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./ingest/decode/
-	$(GO) test -run '^$$' -fuzz FuzzAddStream -fuzztime $(FUZZTIME) ./pipeline/
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./config/
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./ingest/decode/
+	$(GO) test -run '^$$' -fuzz FuzzAddStream -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./pipeline/
 
 clean:
 	rm -rf bin

@@ -9,12 +9,12 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/vigil-video/vigil/internal/shareddata"
 )
 
 func TestRunBench(t *testing.T) {
-	if _, err := exec.LookPath("ffmpeg"); err != nil {
-		t.Skip("ffmpeg not found: install the ffmpeg package")
-	}
+	shareddata.NeedCommands(t, "ffmpeg")
 	clip := filepath.Join(t.TempDir(), "clip.mp4")
 	out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-f", "lavfi",
 		"-i", "testsrc2=size=320x240:rate=25", "-t", "2", "-c:v", "libx264", "-g", "10", clip).CombinedOutput()

@@ -140,6 +140,7 @@ func TestAnalyzeSynthToStdout(t *testing.T) {
 
 func TestAnalyzeDamagedFiles(t *testing.T) {
 	clip := shareddata.Path(t, "video/vtest_h264.mp4")
+	shareddata.NeedCommands(t, "ffmpeg")
 	data, err := os.ReadFile(clip)
 	require.NoError(t, err)
 	dir := t.TempDir()
@@ -196,6 +197,18 @@ func TestAnalyzeDamagedFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestAnalyzeLiveSourceForDuration(t *testing.T) {
+	start := time.Now()
+	r := vigil(t, time.Minute, "analyze", "--quiet", "--input", "synth://?w=64&h=48&fps=20", "--realtime", "--duration", "1s", "--infer-fps", "10")
+	require.Equal(t, 0, r.code, r.stderr)
+	el := time.Since(start)
+	require.GreaterOrEqual(t, el, time.Second)
+	n := strings.Count(r.stdout, "\n")
+	// 1 s at 10 analysed frames per second; loose bounds for a loaded machine.
+	require.GreaterOrEqual(t, n, 5)
+	require.LessOrEqual(t, n, 12)
 }
 
 func TestServeBadConfigNamesKey(t *testing.T) {

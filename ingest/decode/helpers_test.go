@@ -17,16 +17,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-video/vigil/frame"
+	"github.com/vigil-video/vigil/internal/shareddata"
 )
 
 // needFFmpeg skips tb when the ffmpeg command-line tools are missing.
 func needFFmpeg(tb testing.TB) {
 	tb.Helper()
-	for _, tool := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			tb.Skipf("%s not found: install the ffmpeg package", tool)
-		}
-	}
+	shareddata.NeedCommands(tb, "ffmpeg", "ffprobe")
 }
 
 // makeClip runs ffmpeg with args and the output file name, in a temporary

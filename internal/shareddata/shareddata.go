@@ -1,10 +1,12 @@
 // Package shareddata finds the third-party reference data (clips, models,
 // MOT and COCO files) that tests and benchmarks read from ../shared/data
-// beside the repository, or from $VIGIL_SHARED_DATA.
+// beside the repository, or from $VIGIL_SHARED_DATA, and checks for the
+// command-line tools that tests run as peers.
 package shareddata
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 )
@@ -53,4 +55,19 @@ func Path(tb testing.TB, rel string) string {
 	}
 	tb.Skipf("reference file %s is missing: put ../shared/data beside the repository or set VIGIL_SHARED_DATA", rel)
 	return ""
+}
+
+// NeedCommands skips tb when one of the named programs (ffmpeg, ffprobe, …)
+// is not on PATH, or fails it when Required: CI installs them, so a skip
+// there would hide a broken install step.
+func NeedCommands(tb testing.TB, names ...string) {
+	tb.Helper()
+	for _, name := range names {
+		if _, err := exec.LookPath(name); err != nil {
+			if Required() {
+				tb.Fatalf("%s is not on PATH (VIGIL_REQUIRE_SHARED=1): run scripts/install-deps.sh", name)
+			}
+			tb.Skipf("%s not found: install it (scripts/install-deps.sh)", name)
+		}
+	}
 }
