@@ -25,7 +25,10 @@ type packetRecorder struct {
 
 var errEnough = errors.New("enough packets")
 
-func (r *packetRecorder) Params(p frame.CodecParams) error { r.params = append(r.params, p); return nil }
+func (r *packetRecorder) Params(p frame.CodecParams) error {
+	r.params = append(r.params, p)
+	return nil
+}
 func (r *packetRecorder) Frame(f *frame.Frame) error {
 	f.Release()
 	return errors.New("file source emitted a raw frame")

@@ -105,6 +105,9 @@ func New(opts Options) (*Pipeline, error) {
 		}
 		seen[s.ID] = true
 	}
+	for _, cfg := range opts.Streams {
+		p.newStream(cfg)
+	}
 	p.metrics = newMetrics(opts.Registerer, p)
 	p.fan = newFanout(opts.Sinks, opts.Offline, p.metrics, p.log)
 	return p, nil
@@ -134,8 +137,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	p.fan.start(work, closeCtx)
 
-	for _, cfg := range p.opts.Streams {
-		p.startStream(cfg, intake, work)
+	for _, s := range p.snapshotStreams() {
+		p.launch(s, intake, work)
 	}
 	if p.opts.Analyzer == nil {
 		p.log.Info("no model configured: results carry no detections")
@@ -200,22 +203,28 @@ loop:
 	return runErr
 }
 
-// startStream starts a stream's supervisor; it runs on Run's goroutine.
-func (p *Pipeline) startStream(cfg config.Stream, intake, work context.Context) {
-	sctx, cancel := context.WithCancel(intake)
-	wctx, cancelWork := context.WithCancel(work)
+// newStream registers a stream that launch will start.
+func (p *Pipeline) newStream(cfg config.Stream) *stream {
 	s := &stream{
 		cfg:  cfg,
 		p:    p,
 		log:  p.log.With("stream", cfg.ID),
 		done: make(chan struct{}),
+		stop: func() {},
 	}
-	s.stop = func() { cancel(); cancelWork() }
 	s.stats.state = StateConnecting
 	p.mu.Lock()
 	p.streams[cfg.ID] = s
 	p.order = append(p.order, cfg.ID)
 	p.mu.Unlock()
+	return s
+}
+
+// launch starts a stream's supervisor; it runs on Run's goroutine.
+func (p *Pipeline) launch(s *stream, intake, work context.Context) {
+	sctx, cancel := context.WithCancel(intake)
+	wctx, cancelWork := context.WithCancel(work)
+	s.stop = func() { cancel(); cancelWork() }
 	p.streamWG.Go(func() {
 		defer close(s.done)
 		defer s.stop()
@@ -261,7 +270,7 @@ func (p *Pipeline) Add(ctx context.Context, cfg config.Stream) error {
 			err = fmt.Errorf("stream %q: %w", cfg.ID, ErrStreamExists)
 			return
 		}
-		p.startStream(cfg, intake, work)
+		p.launch(p.newStream(cfg), intake, work)
 	})
 	if derr != nil {
 		return derr

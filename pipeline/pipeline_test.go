@@ -403,3 +403,35 @@ func FuzzAddStream(f *testing.F) {
 		}
 	})
 }
+
+func TestReloadRestartsOnlyChangedStreams(t *testing.T) {
+	p, _, _ := startServer(t, Options{Streams: []config.Stream{
+		streamCfg("keep", "synth://?w=32&h=32&fps=50", 5),
+		streamCfg("change", "synth://?w=32&h=32&fps=50", 5),
+		streamCfg("drop", "synth://?w=32&h=32&fps=50", 5),
+	}})
+	require.Eventually(t, func() bool {
+		st, _ := p.Stream("keep")
+		return st.FramesIn > 10
+	}, 5*time.Second, 10*time.Millisecond)
+	keepBefore, _ := p.Stream("keep")
+
+	added, removed, restarted, err := p.Reload(context.Background(), []config.Stream{
+		streamCfg("keep", "synth://?w=32&h=32&fps=50", 5),
+		streamCfg("change", "synth://?w=32&h=32&fps=50", 10),
+		streamCfg("new", "synth://?w=32&h=32&fps=50", 5),
+		{ID: "bad", URL: "gopher://x"},
+	})
+	require.ErrorContains(t, err, "stream.url")
+	require.Equal(t, []string{"new"}, added)
+	require.Equal(t, []string{"drop"}, removed)
+	require.Equal(t, []string{"change"}, restarted)
+
+	keepAfter, _ := p.Stream("keep")
+	require.GreaterOrEqual(t, keepAfter.FramesIn, keepBefore.FramesIn, "unchanged stream kept running")
+	var ids []string
+	for _, s := range p.Streams() {
+		ids = append(ids, s.ID)
+	}
+	require.Equal(t, []string{"keep", "change", "new"}, ids)
+}

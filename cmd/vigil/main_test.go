@@ -12,7 +12,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -326,4 +328,86 @@ func TestServeDefault(t *testing.T) {
 		t.Fatalf("serve did not stop on SIGTERM; stderr:\n%s", stderr.String())
 	}
 	require.NotContains(t, stderr.String(), "panic:")
+}
+
+// TestServeReloadsConfig edits the config file of a running server: the new
+// stream appears and the removed one goes, without a restart.
+func TestServeReloadsConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "vigil.yaml")
+	write := func(ids ...string) {
+		var b strings.Builder
+		b.WriteString("listen: 127.0.0.1:0\nshutdown_timeout: 2s\nstreams:\n")
+		for _, id := range ids {
+			fmt.Fprintf(&b, "  - id: %s\n    url: \"synth://?w=32&h=32&fps=20\"\n    infer_fps: 5\n", id)
+		}
+		// Same size and second as the last write would hide the change from
+		// a poller that looks at size and mtime only; content decides here.
+		require.NoError(t, os.WriteFile(cfgPath, []byte(b.String()), 0o644))
+	}
+	write("a")
+	cmd := exec.Command(vigilBin, "serve", "--config", cfgPath)
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	require.NoError(t, cmd.Start())
+	defer cmd.Process.Kill()
+	base := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
+				base <- m[1]
+			}
+		}
+	}()
+	var url string
+	select {
+	case url = <-base:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no address; stderr:\n%s", stderr.String())
+	}
+	ids := func() []string {
+		resp, err := http.Get(url + "/api/streams")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var list []struct{ ID string }
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&list))
+		var out []string
+		for _, s := range list {
+			out = append(out, s.ID)
+		}
+		return out
+	}
+	require.Equal(t, []string{"a"}, ids())
+	time.Sleep(1100 * time.Millisecond) // a new modification time
+	write("b")
+	require.Eventually(t, func() bool { return slices.Equal(ids(), []string{"b"}) }, 10*time.Second, 100*time.Millisecond)
+
+	// A broken file is refused and the running config stays.
+	require.NoError(t, os.WriteFile(cfgPath, []byte("streams:\n  - id: b\n    infer_fps: -1\n"), 0o644))
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "config not reloaded") }, 10*time.Second, 100*time.Millisecond)
+	require.Equal(t, []string{"b"}, ids())
+
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, cmd.Wait(), stderr.String())
+}
+
+// syncBuffer is a bytes.Buffer that a child process writes while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

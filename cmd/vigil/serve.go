@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -105,9 +106,36 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		_ = srv.Shutdown(sctx)
 		return err
 	})
+	if *cfgPath != "" {
+		g.Go(func() error {
+			current := cfg
+			config.Watch(gctx, *cfgPath, func(next *config.Config) {
+				reload(gctx, log, p, current, next)
+				current = next
+			}, func(err error) {
+				log.Error("config not reloaded; keeping the running one", "err", err)
+			})
+			return nil
+		})
+	}
 	err = g.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// reload applies a changed config file: streams are added, removed or
+// restarted in place; other sections only take effect after a restart.
+func reload(ctx context.Context, log *slog.Logger, p *pipeline.Pipeline, old, next *config.Config) {
+	added, removed, restarted, err := p.Reload(ctx, next.Streams)
+	log.Info("config reloaded", "added", added, "removed", removed, "restarted", restarted)
+	if err != nil {
+		log.Error("some streams of the new config did not start", "err", err)
+	}
+	a, b := *old, *next
+	a.Streams, b.Streams = nil, nil
+	if !reflect.DeepEqual(a, b) {
+		log.Warn("config changes outside streams take effect after a restart")
+	}
 }
 
 // displayAddr makes a listen address usable in a URL ("[::]:8080" -> "localhost:8080").
