@@ -15,7 +15,7 @@ const (
 // Reasons a frame or packet is dropped, the reason label of
 // vigil_ingest_frames_dropped_total.
 const (
-	dropQueueFull     = iota // live source outran the decoder: packet queue full
+	dropQueueFull     = iota // live source outran the decoder: packet queue full, and the packets skipped until the next key frame
 	dropInferenceBusy        // a newer frame replaced one still waiting for inference
 	dropDecodeError          // packets skipped after a decode error, until the next key frame
 	dropFrameLimit           // offline run reached its frame limit
@@ -62,7 +62,7 @@ var (
 	descDropped = prometheus.NewDesc("vigil_ingest_frames_dropped_total",
 		"Frames or packets dropped per stream, by reason.", []string{"stream", "reason"}, nil)
 	descDecodeErrors = prometheus.NewDesc("vigil_decode_errors_total",
-		"Packets the decoder rejected per stream.", []string{"stream"}, nil)
+		"Packets the decoder rejected, and frames it decoded only with concealed damage, per stream.", []string{"stream"}, nil)
 	descRestarts = prometheus.NewDesc("vigil_ingest_restarts_total",
 		"Times a stream's source was restarted after an error.", []string{"stream"}, nil)
 	descState = prometheus.NewDesc("vigil_ingest_stream_state",

@@ -324,7 +324,8 @@ func (s *stream) decodeLoop(ctx context.Context, units <-chan unit, free chan *f
 		dec      *decode.Decoder
 		seq      uint64
 		samp     = sampler{interval: intervalOf(s.cfg.InferFPS)}
-		waitKey  bool
+		waitKey  bool   // packets were lost upstream: skip to the next key frame
+		seen     decode.Stats // the decoder's counters already added to the stream's
 		errLog   = newErrorDumper(s.log, "decode errors")
 		emitErr  error
 		emitFunc func(*frame.Frame)
@@ -375,20 +376,31 @@ func (s *stream) decodeLoop(ctx context.Context, units <-chan unit, free chan *f
 			if err != nil {
 				return fmt.Errorf("opening %s decoder for %s: %w", u.params.Codec, s.cfg.ID, err)
 			}
-			waitKey = false
+			waitKey, seen = false, decode.Stats{}
 		case u.pkt != nil:
 			pkt := u.pkt
 			switch {
 			case dec == nil:
 				errLog.add(fmt.Errorf("packet before codec parameters"))
 			case waitKey && !pkt.KeyFrame:
-				s.stats.dropped[dropDecodeError].Add(1)
+				s.stats.dropped[dropQueueFull].Add(1)
 			default:
 				waitKey = false
-				if err := dec.Decode(pkt, emitFunc); err != nil {
-					s.stats.decodeErrors.Add(1)
+				err := dec.Decode(pkt, emitFunc)
+				st := dec.Stats()
+				// Rejected packets and frames decoded with concealed damage
+				// are both decode errors.
+				if n := st.CorruptPackets + st.CorruptFrames - seen.CorruptPackets - seen.CorruptFrames; n > 0 {
+					s.stats.decodeErrors.Add(n)
+					if err == nil {
+						err = fmt.Errorf("frame %d of %s decoded with concealed damage", seq, s.cfg.ID)
+					}
+				}
+				if err != nil {
 					errLog.add(err)
 				}
+				s.stats.dropped[dropDecodeError].Add(st.DroppedPackets - seen.DroppedPackets)
+				seen = st
 			}
 			select {
 			case free <- pkt:

@@ -194,6 +194,11 @@ func TestAnalyzeDamagedFiles(t *testing.T) {
 			}
 			lines := readLines(t, out)
 			require.GreaterOrEqual(t, len(lines), tc.minFrames)
+			if tc.name == "corrupted middle" {
+				m := regexp.MustCompile(`(\d+) decode errors`).FindStringSubmatch(r.stderr)
+				require.NotNil(t, m, r.stderr)
+				require.NotEqual(t, "0", m[1], "the damage is counted")
+			}
 			for i := 1; i < len(lines); i++ {
 				require.Greater(t, lines[i].Seq, lines[i-1].Seq)
 			}
