@@ -324,7 +324,7 @@ func (s *stream) decodeLoop(ctx context.Context, units <-chan unit, free chan *f
 		dec      *decode.Decoder
 		seq      uint64
 		samp     = sampler{interval: intervalOf(s.cfg.InferFPS)}
-		waitKey  bool   // packets were lost upstream: skip to the next key frame
+		waitKey  bool         // packets were lost upstream: skip to the next key frame
 		seen     decode.Stats // the decoder's counters already added to the stream's
 		errLog   = newErrorDumper(s.log, "decode errors")
 		emitErr  error
