@@ -21,7 +21,8 @@ type NamedSink struct {
 type flusher interface{ Flush() error }
 
 // fanout delivers every result to every sink. Each sink has its own goroutine
-// and bounded queue; a full queue drops (and counts) unless block is set.
+// and bounded queue; a full queue drops its oldest result (and counts it)
+// unless block is set.
 type fanout struct {
 	runners []*sinkRunner
 	block   bool
@@ -65,13 +66,26 @@ func (f *fanout) publish(ctx context.Context, res *frame.Result) error {
 			}
 			continue
 		}
-		select {
-		case r.ch <- res:
-		default:
-			r.m.sinkMessages.WithLabelValues(r.Name, "dropped").Inc()
-		}
+		r.offer(res)
 	}
 	return nil
+}
+
+// offer queues res, dropping the oldest queued result while the queue is full.
+// Each pass either queues res or removes one result, so it ends.
+func (r *sinkRunner) offer(res *frame.Result) {
+	for {
+		select {
+		case r.ch <- res:
+			return
+		default:
+		}
+		select {
+		case <-r.ch:
+			r.m.sinkMessages.WithLabelValues(r.Name, "dropped").Inc()
+		default:
+		}
+	}
 }
 
 // close ends intake and waits for every sink to drain and close.

@@ -435,3 +435,34 @@ func TestReloadRestartsOnlyChangedStreams(t *testing.T) {
 	}
 	require.Equal(t, []string{"keep", "change", "new"}, ids)
 }
+
+// blockingSink holds every Write until released, to fill the fan-out queue.
+type blockingSink struct {
+	collector
+	release chan struct{}
+}
+
+func (b *blockingSink) Write(ctx context.Context, r *frame.Result) error {
+	<-b.release
+	return b.collector.Write(ctx, r)
+}
+
+func TestSlowSinkLosesOldestAndCounts(t *testing.T) {
+	m := newMetrics(nil, nil)
+	sink := &blockingSink{release: make(chan struct{})}
+	f := newFanout([]NamedSink{{Name: "slow", Sink: sink}}, false, m, quietLogger())
+	ctx := context.Background()
+	f.start(ctx, func() context.Context { return ctx })
+	const total = sinkQueueLen + 100
+	for i := range total {
+		require.NoError(t, f.publish(ctx, &frame.Result{Seq: uint64(i)}))
+	}
+	close(sink.release)
+	f.close()
+	res, closed := sink.snapshot()
+	require.True(t, closed)
+	dropped := testutil.ToFloat64(m.sinkMessages.WithLabelValues("slow", "dropped"))
+	require.Equal(t, total, len(res)+int(dropped), "every result was delivered or counted")
+	require.GreaterOrEqual(t, dropped, 99.0)
+	require.Equal(t, uint64(total-1), res[len(res)-1].Seq, "the newest result survives")
+}
