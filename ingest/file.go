@@ -87,17 +87,12 @@ func (s *FileSource) Run(ctx context.Context, out Output) error {
 
 	var (
 		pkt      frame.Packet
-		start    = time.Now()
+		pace     = newPacer()
 		offset   time.Duration // PTS shift so that looped passes keep increasing
 		lastPTS  time.Duration
 		pktCount uint64
-		timer    *time.Timer
 	)
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
+	defer pace.stop()
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -123,17 +118,8 @@ func (s *FileSource) Run(ctx context.Context, out Output) error {
 		pkt.DTS += offset
 		lastPTS = max(lastPTS, pkt.PTS)
 		if s.realtime {
-			if wait := time.Until(start.Add(pkt.PTS)); wait > 0 {
-				if timer == nil {
-					timer = time.NewTimer(wait)
-				} else {
-					timer.Reset(wait)
-				}
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-timer.C:
-				}
+			if err := pace.wait(ctx, pkt.PTS); err != nil {
+				return err
 			}
 		}
 		pkt.Arrival = time.Now()

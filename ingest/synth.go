@@ -45,11 +45,6 @@ func (s *SynthSource) Live() bool { return s.params.Realtime }
 // that holds more gets freshly allocated ones.
 const synthPoolSize = 4
 
-// maxSynthLag is how late a real-time frame may be before pacing restarts
-// from now: a stalled consumer then gets frames at the normal rate again
-// instead of a burst that makes up for the stall.
-const maxSynthLag = time.Second
-
 // Run renders frames and hands them to out: as fast as out takes them, or
 // for realtime=1 each at start + Seq/fps. It returns io.EOF after `frames`
 // frames when that is set, ctx.Err() when ctx ends, or the first error of out.
@@ -64,13 +59,8 @@ func (s *SynthSource) Run(ctx context.Context, out Output) error {
 		default:
 		}
 	}
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	start := time.Now()
+	pace := newPacer()
+	defer pace.stop()
 	for seq := uint64(0); ; seq++ {
 		if s.params.Frames > 0 && seq == uint64(s.params.Frames) {
 			return io.EOF
@@ -94,23 +84,9 @@ func (s *SynthSource) Run(ctx context.Context, out Output) error {
 		f.PTS = time.Duration(float64(seq) * float64(time.Second) / s.params.FPS)
 		f.KeyFrame = true
 		if s.params.Realtime {
-			// Due times count from start, so pacing does not drift.
-			wait := time.Until(start.Add(f.PTS))
-			switch {
-			case wait > 0:
-				if timer == nil {
-					timer = time.NewTimer(wait)
-				} else {
-					timer.Reset(wait)
-				}
-				select {
-				case <-ctx.Done():
-					f.Release()
-					return ctx.Err()
-				case <-timer.C:
-				}
-			case -wait > maxSynthLag:
-				start = start.Add(-wait)
+			if err := pace.wait(ctx, f.PTS); err != nil {
+				f.Release()
+				return err
 			}
 		}
 		f.Arrival = time.Now()

@@ -236,18 +236,17 @@ func TestUsageErrors(t *testing.T) {
 
 var listenRE = regexp.MustCompile(`api:\s+(http://\S+)/api/streams`)
 
-// TestServeDefault runs `vigil serve` on its embedded default, adds a file
-// stream through the API, watches its counters move, removes it, and stops
-// the server with SIGTERM.
-func TestServeDefault(t *testing.T) {
-	clip := shareddata.Path(t, "video/vtest_h264.mp4")
-	cmd := exec.Command(vigilBin, "serve", "--listen", "127.0.0.1:0")
+// startServe starts `vigil serve` with args and returns the process, the base
+// URL it printed, and its standard error. The process is killed at cleanup.
+func startServe(t *testing.T, args ...string) (*exec.Cmd, string, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(vigilBin, append([]string{"serve"}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
 	require.NoError(t, cmd.Start())
-	defer cmd.Process.Kill()
+	t.Cleanup(func() { cmd.Process.Kill() })
 
 	base := make(chan string, 1)
 	go func() {
@@ -258,12 +257,21 @@ func TestServeDefault(t *testing.T) {
 			}
 		}
 	}()
-	var url string
 	select {
-	case url = <-base:
+	case url := <-base:
+		return cmd, url, stderr
 	case <-time.After(20 * time.Second):
 		t.Fatalf("server printed no address; stderr:\n%s", stderr.String())
+		return nil, "", nil
 	}
+}
+
+// TestServeDefault runs `vigil serve` on its embedded default, adds a file
+// stream through the API, watches its counters move, removes it, and stops
+// the server with SIGTERM.
+func TestServeDefault(t *testing.T) {
+	clip := shareddata.Path(t, "video/vtest_h264.mp4")
+	cmd, url, stderr := startServe(t, "--listen", "127.0.0.1:0")
 
 	get := func(path string) (int, string) {
 		resp, err := http.Get(url + path)
@@ -351,28 +359,7 @@ func TestServeReloadsConfig(t *testing.T) {
 		require.NoError(t, os.WriteFile(cfgPath, []byte(b.String()), 0o644))
 	}
 	write("a")
-	cmd := exec.Command(vigilBin, "serve", "--config", cfgPath)
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	require.NoError(t, cmd.Start())
-	defer cmd.Process.Kill()
-	base := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
-				base <- m[1]
-			}
-		}
-	}()
-	var url string
-	select {
-	case url = <-base:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("no address; stderr:\n%s", stderr.String())
-	}
+	cmd, url, stderr := startServe(t, "--config", cfgPath)
 	ids := func() []string {
 		resp, err := http.Get(url + "/api/streams")
 		require.NoError(t, err)
