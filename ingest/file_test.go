@@ -132,6 +132,7 @@ func TestRedact(t *testing.T) {
 		{"rtsp://10.0.0.1/stream", "rtsp://10.0.0.1/stream"},
 		{"whip://host/x?token=abc", "whip://host/x?token=xxxxx"},
 		{"::bad", "<unparseable URL>"},
+		{"synth://?objects=6&w=1280", "synth://?objects=6&w=1280"},
 	} {
 		require.Equal(t, tc.want, Redact(tc.in))
 	}

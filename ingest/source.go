@@ -108,13 +108,14 @@ func Redact(rawURL string) string {
 	if err != nil {
 		return "<unparseable URL>"
 	}
+	changed := false
 	if u.User != nil {
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			changed = true
 		}
 	}
 	q := u.Query()
-	changed := false
 	for k := range q {
 		switch strings.ToLower(k) {
 		case "token", "password", "pass", "secret", "key":
@@ -122,9 +123,12 @@ func Redact(rawURL string) string {
 			changed = true
 		}
 	}
-	if changed {
-		u.RawQuery = q.Encode()
+	if !changed {
+		// url.URL.String does not always give back what it parsed
+		// ("synth://?x" becomes "synth:?x"): keep the original.
+		return rawURL
 	}
+	u.RawQuery = q.Encode()
 	return u.String()
 }
 
