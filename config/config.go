@@ -166,6 +166,22 @@ type Stream struct {
 	Realtime *bool `yaml:"realtime,omitempty" json:"realtime,omitempty"`
 	// Loop starts a file source over when it ends. It defaults to false.
 	Loop bool `yaml:"loop" json:"loop"`
+	// Transport is how an RTSP source receives media: tcp (interleaved in
+	// the RTSP connection), udp, or auto (UDP, falling back to TCP). It
+	// defaults to "auto".
+	Transport string `yaml:"transport" json:"transport"`
+	// ReadTimeout is how long a live source may send nothing before it is
+	// considered stalled and reconnected. It defaults to 10s.
+	ReadTimeout Duration `yaml:"read_timeout" json:"read_timeout"`
+	// ReconnectMin and ReconnectMax bound the delay before reconnecting a
+	// failed source; the delay doubles after each failure, with jitter.
+	// They default to 500ms and 30s.
+	ReconnectMin Duration `yaml:"reconnect_min" json:"reconnect_min"`
+	ReconnectMax Duration `yaml:"reconnect_max" json:"reconnect_max"`
+	// Token is the Bearer token a WHIP publisher must present for this
+	// stream; empty accepts any publisher (only sensible on loopback). It is
+	// never logged or shown by the API. It defaults to "".
+	Token string `yaml:"token,omitempty" json:"token,omitempty"`
 }
 
 // KeyframesOnly reports whether the stream decodes only key frames.
@@ -179,6 +195,11 @@ func (s Stream) IsRealtime() bool { return s.Realtime == nil || *s.Realtime }
 const (
 	DecodeAll       = "all"
 	DecodeKeyframes = "keyframes"
+
+	// RTSP transports for Stream.Transport.
+	TransportAuto = "auto"
+	TransportTCP  = "tcp"
+	TransportUDP  = "udp"
 )
 
 // Sinks are the result sinks.
@@ -362,6 +383,10 @@ func (m *Model) applyDefaults() {
 func (s *Stream) ApplyDefaults() {
 	setDefault(&s.InferFPS, 5)
 	setDefault(&s.Decode, DecodeAll)
+	setDefault(&s.Transport, TransportAuto)
+	setDefault(&s.ReadTimeout, Duration(10*time.Second))
+	setDefault(&s.ReconnectMin, Duration(500*time.Millisecond))
+	setDefault(&s.ReconnectMax, Duration(30*time.Second))
 	if s.Realtime == nil {
 		s.Realtime = ptr(true)
 	}

@@ -77,7 +77,7 @@ streams:
 `))
 	require.NoError(t, err)
 	require.Equal(t, []Model{{Name: "det", Bundle: "models/det", MaxAccuracyLoss: 0.01, ScoreThreshold: 0.3}}, c.Models)
-	require.Equal(t, []Stream{{ID: "cam", URL: "rtsp://host/x", InferFPS: 5, Decode: "all", Models: []string{"det"}, Realtime: ptr(true)}}, c.Streams)
+	require.Equal(t, []Stream{{ID: "cam", URL: "rtsp://host/x", InferFPS: 5, Decode: "all", Models: []string{"det"}, Realtime: ptr(true), Transport: "auto", ReadTimeout: Duration(10 * time.Second), ReconnectMin: Duration(500 * time.Millisecond), ReconnectMax: Duration(30 * time.Second)}}, c.Streams)
 	require.True(t, c.Streams[0].IsRealtime())
 	require.False(t, c.Streams[0].KeyframesOnly())
 }
@@ -127,7 +127,7 @@ func TestStreamHelpers(t *testing.T) {
 
 	s := Stream{ID: "a", URL: "synth://", Realtime: ptr(false), InferFPS: 2}
 	s.ApplyDefaults()
-	require.Equal(t, Stream{ID: "a", URL: "synth://", Realtime: ptr(false), InferFPS: 2, Decode: "all"}, s)
+	require.Equal(t, Stream{ID: "a", URL: "synth://", Realtime: ptr(false), InferFPS: 2, Decode: "all", Transport: "auto", ReadTimeout: Duration(10 * time.Second), ReconnectMin: Duration(500 * time.Millisecond), ReconnectMax: Duration(30 * time.Second)}, s)
 }
 
 func TestValidationMessages(t *testing.T) {
@@ -379,6 +379,7 @@ func TestDefault(t *testing.T) {
 	require.Equal(t, []Stream{{
 		ID: "synth", URL: "synth://?objects=6&w=1280&h=720&fps=15&seed=1",
 		InferFPS: 5, Decode: "all", Realtime: ptr(true),
+		Transport: "auto", ReadTimeout: Duration(10 * time.Second), ReconnectMin: Duration(500 * time.Millisecond), ReconnectMax: Duration(30 * time.Second),
 	}}, c.Streams)
 
 	// Each call is a fresh copy.
@@ -395,9 +396,10 @@ func TestExampleParses(t *testing.T) {
 	c, err := Load("example.yaml")
 	require.NoError(t, err)
 	require.Len(t, c.Models, 2)
-	require.Len(t, c.Streams, 3)
-	require.True(t, c.Streams[1].KeyframesOnly())
-	require.True(t, c.Streams[1].Loop)
+	require.Len(t, c.Streams, 4)
+	require.Equal(t, "change-me", c.Streams[1].Token)
+	require.True(t, c.Streams[2].KeyframesOnly())
+	require.True(t, c.Streams[2].Loop)
 	// The reference shows the defaults: apart from the lists it fills in, it
 	// must match the defaults.
 	want := &Config{}
@@ -502,7 +504,7 @@ func TestStreamFromAPI(t *testing.T) {
 	s.ApplyDefaults()
 	require.NoError(t, s.Validate("stream", []string{"det"}))
 	require.Equal(t, Stream{ID: "cam", URL: "rtsp://u:pw@h/x", InferFPS: 2, Decode: "keyframes", DecodeThreads: 2,
-		Models: []string{"det"}, Realtime: ptr(false), Loop: true}, s)
+		Models: []string{"det"}, Realtime: ptr(false), Loop: true, Transport: "auto", ReadTimeout: Duration(10 * time.Second), ReconnectMin: Duration(500 * time.Millisecond), ReconnectMax: Duration(30 * time.Second)}, s)
 
 	_, err = decode(`{"id":"cam","url":"synth://","inferFps":2}`)
 	require.ErrorContains(t, err, `unknown field "inferFps"`)

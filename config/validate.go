@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // idPattern is what stream IDs and model names are made of: they appear in
@@ -24,6 +25,7 @@ var (
 	logFormats   = []string{"text", "json"}
 	trackerModes = []string{"deepsort", "sort"}
 	decodeModes  = []string{DecodeAll, DecodeKeyframes}
+	transports   = []string{TransportAuto, TransportTCP, TransportUDP}
 	compressions = []string{"zstd", "gzip", "snappy", "lz4", "none"}
 )
 
@@ -181,6 +183,16 @@ func (s *Stream) Validate(path string, models []string) error {
 	checkOneOf(&p, path+".decode", s.Decode, decodeModes)
 	if s.DecodeThreads < 0 || s.DecodeThreads > 64 {
 		p.addf(path+".decode_threads", "must be between 0 and 64, got %d", s.DecodeThreads)
+	}
+	checkOneOf(&p, path+".transport", s.Transport, transports)
+	if s.ReadTimeout < Duration(100*time.Millisecond) {
+		p.addf(path+".read_timeout", "must be at least 100ms, got %s", s.ReadTimeout)
+	}
+	if s.ReconnectMin <= 0 {
+		p.addf(path+".reconnect_min", "must be > 0, got %s", s.ReconnectMin)
+	}
+	if s.ReconnectMax < s.ReconnectMin {
+		p.addf(path+".reconnect_max", "must be >= reconnect_min (%s), got %s", s.ReconnectMin, s.ReconnectMax)
 	}
 	for i, m := range s.Models {
 		mp := fmt.Sprintf("%s.models[%d]", path, i)

@@ -19,9 +19,9 @@ func init() { Register("file", openFile) }
 // FileSource replays a video file (MP4, MKV, anything libavformat reads) as
 // compressed packets.
 //
-// URL form: file:///abs/clip.mp4 or file://relative/clip.mp4, with query
-// parameters realtime=0|1 (pace at the file's timestamps; default 1) and
-// loop=0|1 (start over at the end; default 0).
+// URL form: file:///abs/clip.mp4 or file://relative/clip.mp4, with optional
+// query parameters realtime=0|1 (pace at the file's timestamps) and loop=0|1
+// (start over at the end) that override Options.Realtime and Options.Loop.
 type FileSource struct {
 	streamID string
 	path     string
@@ -29,7 +29,7 @@ type FileSource struct {
 	loop     bool
 }
 
-func openFile(streamID string, u *url.URL) (Source, error) {
+func openFile(streamID string, u *url.URL, opts Options) (Source, error) {
 	path := u.Path
 	if u.Host != "" {
 		// file://relative/dir/clip.mp4 and file://../clip.mp4 name paths
@@ -43,11 +43,11 @@ func openFile(streamID string, u *url.URL) (Source, error) {
 		return nil, errors.New("file URL has no path")
 	}
 	q := u.Query()
-	realtime, err := boolParam(q, "realtime", true)
+	realtime, err := boolParam(q, "realtime", opts.Realtime)
 	if err != nil {
 		return nil, err
 	}
-	loop, err := boolParam(q, "loop", false)
+	loop, err := boolParam(q, "loop", opts.Loop)
 	if err != nil {
 		return nil, err
 	}

@@ -58,7 +58,7 @@ func makeMKV(t *testing.T) string {
 func TestFileSourceLoopsWithIncreasingPTS(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	clip := makeMKV(t)
-	src, err := Open("cam", "file://"+clip+"?realtime=0&loop=1")
+	src, err := Open("cam", "file://"+clip+"?realtime=0&loop=1", Options{})
 	require.NoError(t, err)
 	require.False(t, src.Live())
 	rec := &packetRecorder{limit: 60}
@@ -85,7 +85,7 @@ func TestFileSourceLoopsWithIncreasingPTS(t *testing.T) {
 
 func TestFileSourceEndsWithEOF(t *testing.T) {
 	clip := makeMKV(t)
-	src, err := Open("cam", "file://"+clip+"?realtime=0")
+	src, err := Open("cam", "file://"+clip+"?realtime=0", Options{})
 	require.NoError(t, err)
 	rec := &packetRecorder{}
 	require.ErrorIs(t, src.Run(context.Background(), rec), io.EOF)
@@ -95,9 +95,9 @@ func TestFileSourceEndsWithEOF(t *testing.T) {
 func TestFileSourcePacesInRealTime(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	clip := makeMKV(t)
-	src, err := Open("cam", "file://"+clip)
+	src, err := Open("cam", "file://"+clip, Options{Realtime: true})
 	require.NoError(t, err)
-	require.True(t, src.Live(), "realtime is the default")
+	require.True(t, src.Live(), "Options.Realtime paces the file")
 	start := time.Now()
 	require.ErrorIs(t, src.Run(context.Background(), &packetRecorder{}), io.EOF)
 	// 25 frames at 25 fps: the last is due 0.96 s after the first.
@@ -117,11 +117,11 @@ func TestOpenErrors(t *testing.T) {
 		{"file:///x.mp4?loop=perhaps", "loop"},
 		{"file:///x.mp4?realtime=2", "realtime"},
 	} {
-		_, err := Open("cam", tc.url)
+		_, err := Open("cam", tc.url, Options{})
 		require.ErrorContains(t, err, tc.want, tc.url)
 		require.ErrorContains(t, err, "cam", tc.url)
 	}
-	src, err := Open("cam", "file:///nonexistent/clip.mp4?realtime=0")
+	src, err := Open("cam", "file:///nonexistent/clip.mp4?realtime=0", Options{})
 	require.NoError(t, err)
 	require.ErrorContains(t, src.Run(context.Background(), &packetRecorder{}), "/nonexistent/clip.mp4")
 }

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vigil-video/vigil/frame"
 )
@@ -49,8 +50,29 @@ type Source interface {
 	Live() bool
 }
 
-// Opener makes a Source for a stream ID and a parsed URL.
-type Opener func(streamID string, u *url.URL) (Source, error)
+// Options are a stream's settings that a source may use besides its URL.
+// Query parameters in the URL, where a source defines them, override them.
+type Options struct {
+	// Realtime paces a file source at its timestamps; otherwise it is read
+	// as fast as the consumer takes it.
+	Realtime bool
+	// Loop starts a file source over at its end.
+	Loop bool
+	// Transport is the RTSP media transport: "tcp", "udp" or "auto" (the
+	// default when empty).
+	Transport string
+	// ReadTimeout is how long a live source may receive nothing before it
+	// gives up with a stall error, so that the stream reconnects. 0 means
+	// 10 seconds.
+	ReadTimeout time.Duration
+	// Token is the Bearer token a WHIP publisher must present; empty
+	// accepts any publisher.
+	Token string
+}
+
+// Opener makes a Source for a stream ID, a parsed URL and the stream's
+// options.
+type Opener func(streamID string, u *url.URL, opts Options) (Source, error)
 
 var (
 	registryMu sync.RWMutex
@@ -82,7 +104,7 @@ func Schemes() []string {
 }
 
 // Open parses rawURL and returns the Source registered for its scheme.
-func Open(streamID, rawURL string) (Source, error) {
+func Open(streamID, rawURL string, opts Options) (Source, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("parsing URL of stream %s: %w", streamID, err)
@@ -93,7 +115,7 @@ func Open(streamID, rawURL string) (Source, error) {
 	if !ok {
 		return nil, fmt.Errorf("stream %s: %w %q (have %s)", streamID, ErrUnknownScheme, u.Scheme, strings.Join(Schemes(), ", "))
 	}
-	src, err := fn(streamID, u)
+	src, err := fn(streamID, u, opts)
 	if err != nil {
 		return nil, fmt.Errorf("opening stream %s: %w", streamID, err)
 	}

@@ -27,7 +27,7 @@ type SynthSource struct {
 	params   synth.Params
 }
 
-func openSynth(streamID string, u *url.URL) (Source, error) {
+func openSynth(streamID string, u *url.URL, _ Options) (Source, error) {
 	p, err := synth.ParseParams(u.Query())
 	if err != nil {
 		return nil, err

@@ -84,7 +84,7 @@ func (o *synthOutput) got() []synthFrame {
 
 func TestSynthFastFinite(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	src, err := ingest.Open("cam", "synth://?w=320&h=240&fps=100&frames=20&realtime=0")
+	src, err := ingest.Open("cam", "synth://?w=320&h=240&fps=100&frames=20&realtime=0", ingest.Options{})
 	require.NoError(t, err)
 	require.False(t, src.Live())
 
@@ -130,7 +130,7 @@ func TestSynthFastFinite(t *testing.T) {
 
 func TestSynthRealtime(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	src, err := ingest.Open("cam", "synth://scene?w=64&h=48&fps=50&frames=10")
+	src, err := ingest.Open("cam", "synth://scene?w=64&h=48&fps=50&frames=10", ingest.Options{})
 	require.NoError(t, err)
 	require.True(t, src.Live())
 
@@ -161,7 +161,7 @@ func TestSynthCancel(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			defer goleak.VerifyNone(t)
-			src, err := ingest.Open("cam", tc.url)
+			src, err := ingest.Open("cam", tc.url, ingest.Options{})
 			require.NoError(t, err)
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
@@ -190,7 +190,7 @@ func TestSynthCancel(t *testing.T) {
 
 func TestSynthOutputError(t *testing.T) {
 	defer goleak.VerifyNone(t)
-	src, err := ingest.Open("cam", "synth://?w=64&h=48&realtime=0")
+	src, err := ingest.Open("cam", "synth://?w=64&h=48&realtime=0", ingest.Options{})
 	require.NoError(t, err)
 	out := newSynthOutput()
 	stop := errors.New("consumer gone")
@@ -212,7 +212,7 @@ func TestSynthOpenErrors(t *testing.T) {
 		{url: "synth://?bogus=1", want: `synth: unknown parameter "bogus"`},
 	} {
 		t.Run(tc.url, func(t *testing.T) {
-			_, err := ingest.Open("cam", tc.url)
+			_, err := ingest.Open("cam", tc.url, ingest.Options{})
 			require.ErrorContains(t, err, tc.want)
 			require.ErrorContains(t, err, "opening stream cam")
 		})

@@ -7,8 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net/url"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,13 +31,9 @@ const (
 
 var allStates = []State{StateConnecting, StateStreaming, StateBackoff, StateEnded, StateStopped}
 
-// Restart backoff bounds.
-const (
-	backoffMin = 500 * time.Millisecond
-	backoffMax = 30 * time.Second
-	// A run that streamed this long resets the backoff.
-	backoffReset = 30 * time.Second
-)
+// backoffReset is how long a run must last for the reconnect delay to start
+// again from its minimum.
+const backoffReset = 30 * time.Second
 
 // StreamStatus is a point-in-time view of one stream, as the API shows it.
 type StreamStatus struct {
@@ -110,6 +104,8 @@ func (s *stream) status() StreamStatus {
 // run supervises the stream until intake ends. Graceful stop cancels intake
 // and lets queued frames drain; cancelling work abandons them.
 func (s *stream) run(intake, work context.Context) error {
+	backoffMin := max(time.Duration(s.cfg.ReconnectMin), time.Millisecond)
+	backoffMax := max(time.Duration(s.cfg.ReconnectMax), backoffMin)
 	backoff := backoffMin
 	for {
 		s.setState(StateConnecting, nil, time.Time{})
@@ -151,21 +147,15 @@ func (s *stream) run(intake, work context.Context) error {
 
 var errFrameLimit = errors.New("frame limit reached")
 
-// sourceURL applies the stream's config options that travel in the URL.
-func sourceURL(cfg config.Stream) string {
-	u, err := url.Parse(cfg.URL)
-	if err != nil || u.Scheme != "file" {
-		return cfg.URL
+// sourceOptions are the stream's settings that travel to its source.
+func sourceOptions(cfg config.Stream) ingest.Options {
+	return ingest.Options{
+		Realtime:    cfg.IsRealtime(),
+		Loop:        cfg.Loop,
+		Transport:   cfg.Transport,
+		ReadTimeout: time.Duration(cfg.ReadTimeout),
+		Token:       cfg.Token,
 	}
-	q := u.Query()
-	if q.Get("realtime") == "" {
-		q.Set("realtime", strconv.FormatBool(cfg.IsRealtime()))
-	}
-	if q.Get("loop") == "" && cfg.Loop {
-		q.Set("loop", "1")
-	}
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 // unit is one item from the source to the decode stage.
@@ -177,7 +167,7 @@ type unit struct {
 
 // runOnce runs one session of the source: source -> decode -> analyze.
 func (s *stream) runOnce(intake, work context.Context) error {
-	src, err := ingest.Open(s.cfg.ID, sourceURL(s.cfg))
+	src, err := ingest.Open(s.cfg.ID, s.cfg.URL, sourceOptions(s.cfg))
 	if err != nil {
 		return err
 	}

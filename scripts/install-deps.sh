@@ -4,7 +4,13 @@
 # a C compiler for cgo. Idempotent: installs only what is missing.
 set -euo pipefail
 
-pkgs=(gcc pkg-config libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg)
+# FFmpeg: decoding, demuxing and the clips tests make. GStreamer: the
+# H.265 RTSP server that ingest tests read. Chromium: the WHIP publisher and
+# viewer in browser tests.
+pkgs=(gcc pkg-config libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
+  gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-tools
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  chromium)
 
 missing=()
 for p in "${pkgs[@]}"; do
