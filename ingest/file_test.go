@@ -25,6 +25,7 @@ type packetRecorder struct {
 
 var errEnough = errors.New("enough packets")
 
+func (r *packetRecorder) Count(Event, uint64) {}
 func (r *packetRecorder) Params(p frame.CodecParams) error {
 	r.params = append(r.params, p)
 	return nil

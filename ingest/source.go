@@ -37,7 +37,22 @@ type Output interface {
 	// Frame delivers one decoded picture, for sources that have no compressed
 	// form. Ownership passes to the Output, which must Release it.
 	Frame(f *frame.Frame) error
+	// Count records n events of a kind the source observed (a stall, lost
+	// packets); the pipeline turns them into per-stream counters.
+	Count(e Event, n uint64)
 }
+
+// Event is a kind of source event that Output.Count records.
+type Event uint8
+
+// Source events.
+const (
+	// EventStall is a live source that received nothing for its read
+	// timeout and gave up, so that the stream reconnects.
+	EventStall Event = iota
+	// EventPacketsLost counts RTP packets missing from the sequence numbers.
+	EventPacketsLost
+)
 
 // Source is one stream's producer.
 type Source interface {

@@ -55,6 +55,8 @@ func (o *synthOutput) close() {
 	o.released.Wait()
 }
 
+func (o *synthOutput) Count(ingest.Event, uint64) {}
+
 func (o *synthOutput) Params(frame.CodecParams) error {
 	return errors.New("synth source sent codec params")
 }

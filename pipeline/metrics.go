@@ -65,6 +65,10 @@ var (
 		"Packets the decoder rejected, and frames it decoded only with concealed damage, per stream.", []string{"stream"}, nil)
 	descRestarts = prometheus.NewDesc("vigil_ingest_restarts_total",
 		"Times a stream's source was restarted after an error.", []string{"stream"}, nil)
+	descStalls = prometheus.NewDesc("vigil_ingest_stalls_total",
+		"Times a live source received nothing for its read timeout.", []string{"stream"}, nil)
+	descPacketsLost = prometheus.NewDesc("vigil_ingest_packets_lost_total",
+		"RTP packets missing from the sequence numbers per stream.", []string{"stream"}, nil)
 	descState = prometheus.NewDesc("vigil_ingest_stream_state",
 		"1 for the state each stream is in.", []string{"stream", "state"}, nil)
 )
@@ -73,7 +77,7 @@ var (
 type streamCollector struct{ p *Pipeline }
 
 func (c *streamCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPackets, descBytes, descFrames, descAnalyzed, descDropped, descDecodeErrors, descRestarts, descState} {
+	for _, d := range []*prometheus.Desc{descPackets, descBytes, descFrames, descAnalyzed, descDropped, descDecodeErrors, descRestarts, descStalls, descPacketsLost, descState} {
 		ch <- d
 	}
 }
@@ -91,6 +95,8 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descAnalyzed, st.analyzed.Load())
 		counter(descDecodeErrors, st.decodeErrors.Load())
 		counter(descRestarts, st.restarts.Load())
+		counter(descStalls, st.stalls.Load())
+		counter(descPacketsLost, st.packetsLost.Load())
 		for r := range numDropReasons {
 			counter(descDropped, st.dropped[r].Load(), dropReasonNames[r])
 		}

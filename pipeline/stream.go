@@ -45,6 +45,8 @@ type StreamStatus struct {
 	FramesDropped  uint64    `json:"frames_dropped"`
 	DecodeErrors   uint64    `json:"decode_errors"`
 	Restarts       uint64    `json:"restarts"`
+	Stalls         uint64    `json:"stalls"`
+	PacketsLost    uint64    `json:"packets_lost"`
 	LastError      string    `json:"last_error"`
 	NextRetry      time.Time `json:"next_retry,omitzero"`
 }
@@ -53,6 +55,7 @@ type StreamStatus struct {
 // the metrics collector.
 type streamStats struct {
 	packets, bytes, frames, analyzed, decodeErrors, restarts atomic.Uint64
+	stalls, packetsLost                                      atomic.Uint64
 	dropped                                                  [numDropReasons]atomic.Uint64
 
 	mu        sync.Mutex
@@ -98,6 +101,8 @@ func (s *stream) status() StreamStatus {
 	}
 	out.DecodeErrors = st.decodeErrors.Load()
 	out.Restarts = st.restarts.Load()
+	out.Stalls = st.stalls.Load()
+	out.PacketsLost = st.packetsLost.Load()
 	return out
 }
 
@@ -286,6 +291,16 @@ func (o *streamOutput) recycle(p *frame.Packet) {
 	select {
 	case o.free <- p:
 	default:
+	}
+}
+
+// Count implements ingest.Output.
+func (o *streamOutput) Count(e ingest.Event, n uint64) {
+	switch e {
+	case ingest.EventStall:
+		o.s.stats.stalls.Add(n)
+	case ingest.EventPacketsLost:
+		o.s.stats.packetsLost.Add(n)
 	}
 }
 
