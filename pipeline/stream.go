@@ -168,6 +168,9 @@ type unit struct {
 	params *frame.CodecParams
 	pkt    *frame.Packet
 	frm    *frame.Frame
+	// gap marks a packet that follows packets dropped on a full queue: the
+	// decoder must wait for a key frame.
+	gap bool
 }
 
 // runOnce runs one session of the source: source -> decode -> analyze.
@@ -235,6 +238,7 @@ type streamOutput struct {
 	units chan unit
 	free  chan *frame.Packet // recycled packet buffers
 	live  bool
+	gap   bool // a packet was dropped since the last queued one
 	done  <-chan struct{}
 }
 
@@ -271,16 +275,14 @@ func (o *streamOutput) Packet(p *frame.Packet) error {
 	cp.Data = data
 	if o.live {
 		select {
-		case o.units <- unit{pkt: cp}:
+		case o.units <- unit{pkt: cp, gap: o.gap}:
+			o.gap = false
 		default:
+			// The packets that follow reference the lost one: the decoder
+			// skips to the next key frame.
 			st.dropped[dropQueueFull].Add(1)
 			o.recycle(cp)
-			// The packets that follow reference the lost one: make the
-			// decoder wait for a key frame.
-			select {
-			case o.units <- unit{}: // resync marker when room appears
-			default:
-			}
+			o.gap = true
 		}
 		return nil
 	}
@@ -384,6 +386,7 @@ func (s *stream) decodeLoop(ctx context.Context, units <-chan unit, free chan *f
 			waitKey, seen = false, decode.Stats{}
 		case u.pkt != nil:
 			pkt := u.pkt
+			waitKey = waitKey || u.gap
 			switch {
 			case dec == nil:
 				errLog.add(fmt.Errorf("packet before codec parameters"))
@@ -413,8 +416,6 @@ func (s *stream) decodeLoop(ctx context.Context, units <-chan unit, free chan *f
 			}
 		case u.frm != nil:
 			emitFunc(u.frm)
-		default:
-			waitKey = true // packets were lost upstream
 		}
 		if emitErr != nil {
 			return emitErr
