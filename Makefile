@@ -3,7 +3,6 @@
 GO       ?= go
 PKGS     ?= ./...
 BIN      ?= bin/vigil
-# Packages with fuzz targets and the targets' names, for `make fuzz`.
 FUZZTIME ?= 10s
 
 .PHONY: deps build run test test-short lint bench fuzz clean
@@ -35,10 +34,16 @@ bench: deps
 	$(GO) run ./cmd/vigil bench decode --threads 1
 	$(GO) run ./cmd/vigil bench decode --threads 2
 
+# Every fuzz target runs for FUZZTIME; inputs found interesting are shrunk
+# for at most 10 tries, so a run never stalls in minimisation.
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./config/
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./ingest/decode/
-	$(GO) test -run '^$$' -fuzz FuzzAddStream -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./pipeline/
+	@set -e; grep -rl --include='*_test.go' '^func Fuzz' . | while read f; do \
+	  pkg=./$$(dirname $${f#./}); \
+	  for t in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | cut -d' ' -f2); do \
+	    echo "fuzz $$pkg $$t"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10x $$pkg; \
+	  done; \
+	done
 
 clean:
 	rm -rf bin

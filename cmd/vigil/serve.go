@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vigil-video/vigil/config"
+	"github.com/vigil-video/vigil/ingest/whip"
 	"github.com/vigil-video/vigil/pipeline"
 	"github.com/vigil-video/vigil/sinks/jsonl"
 	"github.com/vigil-video/vigil/web"
@@ -85,10 +86,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
 	base := "http://" + displayAddr(ln.Addr().String())
-	fmt.Fprintf(stdout, "vigil serving\n  page:    %s/\n  api:     %s/api/streams\n  metrics: %s/metrics\n", base, base, base)
+	fmt.Fprintf(stdout, "vigil serving\n  page:    %s/\n  api:     %s/api/streams\n  metrics: %s/metrics\n  whip:    %s/whip/{stream}\n", base, base, base, base)
 
+	// WHIP publishers POST to /whip/{stream} of whip:// streams.
+	whip.Default.SetLogger(log)
+	fallback := http.NewServeMux()
+	fallback.Handle("/whip/", whip.Default)
+	fallback.Handle("/", web.Handler())
 	srv := &http.Server{
-		Handler:           pipeline.Handler(p, reg, web.Handler()),
+		Handler:           pipeline.Handler(p, reg, fallback),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	g, gctx := errgroup.WithContext(ctx)
