@@ -42,6 +42,9 @@ type benchReport struct {
 
 // runBench implements `vigil bench decode`.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "ingest" {
+		return runBenchIngest(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "decode" {
 		fmt.Fprint(stderr, benchUsage)
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
