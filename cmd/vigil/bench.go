@@ -21,11 +21,15 @@ import (
 )
 
 const benchUsage = `usage: vigil bench decode [--input FILE] [--threads N] [--runs R]
+       vigil bench ingest [--streams N] [--duration D] [--size WxH] [--fps F]
 
-Decodes FILE with Vigil's decoder and with the ffmpeg command, each R times
+decode: decodes FILE with Vigil's decoder and with the ffmpeg command, each R times
 in turn, and prints one JSON line with the best frame rate of each.
 Without --input it uses the reference clip scaled to 1080p, made once with
 ffmpeg from ../shared/data (or $VIGIL_SHARED_DATA).
+
+ingest: reads N RTSP streams from an in-process server through the pipeline
+and reports packets, drops, peak memory and CPU ('vigil bench ingest -h').
 `
 
 // benchReport is the JSON line `vigil bench decode` prints.
@@ -40,7 +44,7 @@ type benchReport struct {
 	Ratio float64 `json:"ratio"`
 }
 
-// runBench implements `vigil bench decode`.
+// runBench implements `vigil bench decode` and dispatches `vigil bench ingest`.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "ingest" {
 		return runBenchIngest(ctx, args[1:], stdout, stderr)
