@@ -139,14 +139,21 @@ func ffmpegFPS(ctx context.Context, path string, threads int, frames uint64) (fl
 // ffmpeg on first use. It is cached by name in the temporary folder, where
 // the decode package's benchmark finds it too.
 func benchClip(ctx context.Context, stderr io.Writer) (string, error) {
+	return cachedClip(ctx, stderr, "vtest_h264-1080p.mp4",
+		"-vf", "scale=1920:1080", "-c:v", "libx264", "-preset", "veryfast", "-g", "20", "-an")
+}
+
+// cachedClip returns a clip made once with ffmpeg from the reference clip,
+// with the given output arguments, and kept in $TMPDIR/vigil-bench/name.
+func cachedClip(ctx context.Context, stderr io.Writer, name string, args ...string) (string, error) {
 	dir := filepath.Join(os.TempDir(), "vigil-bench")
-	out := filepath.Join(dir, "vtest_h264-1080p.mp4")
+	out := filepath.Join(dir, name)
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
 	}
 	data := shareddata.Dir()
 	if data == "" {
-		return "", errors.New("no --input, and no reference data: put ../shared/data beside the repository or set VIGIL_SHARED_DATA")
+		return "", errors.New("no reference data to make a clip from: put ../shared/data beside the repository or set VIGIL_SHARED_DATA")
 	}
 	src := filepath.Join(data, "video", "vtest_h264.mp4")
 	if _, err := os.Stat(src); err != nil {
@@ -157,8 +164,8 @@ func benchClip(ctx context.Context, stderr io.Writer) (string, error) {
 	}
 	fmt.Fprintf(stderr, "making %s from %s (once)\n", out, src)
 	tmp := out + ".part.mp4"
-	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", src,
-		"-vf", "scale=1920:1080", "-c:v", "libx264", "-preset", "veryfast", "-g", "20", "-an", tmp)
+	ffArgs := append([]string{"-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", src}, args...)
+	cmd := exec.CommandContext(ctx, "ffmpeg", append(ffArgs, tmp)...)
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		os.Remove(tmp)
 		return "", fmt.Errorf("making %s: %w\n%s", out, err, tail(msg, 2000))

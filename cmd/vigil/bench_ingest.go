@@ -10,8 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,7 +27,6 @@ import (
 	"github.com/vigil-video/vigil/config"
 	"github.com/vigil-video/vigil/frame"
 	"github.com/vigil-video/vigil/ingest/decode"
-	"github.com/vigil-video/vigil/internal/shareddata"
 	"github.com/vigil-video/vigil/pipeline"
 )
 
@@ -223,36 +220,10 @@ func vmHWM() uint64 {
 // given size and rate, with a key frame every 2 s and no B-frames, as IP
 // cameras send.
 func benchIngestClip(ctx context.Context, stderr io.Writer, w, h int, fps float64) (string, error) {
-	dir := filepath.Join(os.TempDir(), "vigil-bench")
-	out := filepath.Join(dir, fmt.Sprintf("vtest_h264-%dx%d-%gfps.mp4", w, h, fps))
-	if _, err := os.Stat(out); err == nil {
-		return out, nil
-	}
-	data := shareddata.Dir()
-	if data == "" {
-		return "", errors.New("no reference data: put ../shared/data beside the repository or set VIGIL_SHARED_DATA")
-	}
-	src := filepath.Join(data, "video", "vtest_h264.mp4")
-	if _, err := os.Stat(src); err != nil {
-		return "", fmt.Errorf("finding the reference clip: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("making the clip cache: %w", err)
-	}
-	fmt.Fprintf(stderr, "making %s from %s (once)\n", out, src)
-	tmp := out + ".part.mp4"
 	gop := strconv.Itoa(max(1, int(2*fps)))
-	cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", src, "-t", "10",
+	return cachedClip(ctx, stderr, fmt.Sprintf("vtest_h264-%dx%d-%gfps.mp4", w, h, fps), "-t", "10",
 		"-vf", fmt.Sprintf("scale=%d:%d,fps=%g", w, h, fps), "-c:v", "libx264", "-preset", "veryfast",
-		"-g", gop, "-bf", "0", "-pix_fmt", "yuv420p", "-an", tmp)
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		os.Remove(tmp)
-		return "", fmt.Errorf("making %s: %w\n%s", out, err, tail(msg, 2000))
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		return "", fmt.Errorf("making %s: %w", out, err)
-	}
-	return out, nil
+		"-g", gop, "-bf", "0", "-pix_fmt", "yuv420p", "-an")
 }
 
 // benchClipData is a clip in memory, as NAL units per access unit.
