@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"github.com/vigil-video/vigil/ingest/rtpseq"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,12 +17,12 @@ func FuzzInterleavedRTPSeq(f *testing.F) {
 	f.Add([]byte{'$', 1, 0, 8, 0x80, 200, 0, 1})
 	f.Add([]byte{'$', 0, 0, 12, 0x80, 200, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var l rtpLoss
+		var l rtpseq.Tracker
 		ps264 := &paramSets{codec: frame.CodecH264}
 		ps265 := &paramSets{codec: frame.CodecH265}
 		for len(b) > 0 {
 			if payload, seq, ok := interleavedRTP(b); ok {
-				if n := l.observe(seq); n >= maxDropout {
+				if n := l.Observe(seq).Lost; n >= rtpseq.MaxDropout {
 					t.Fatalf("loss %d beyond the dropout bound", n)
 				}
 				ps264.observe(payload)

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/vigil-video/vigil/ingest/rtpseq"
 	"io"
 	"net/url"
 	"strings"
@@ -274,7 +275,7 @@ func (s *RTSPSource) runVDK(ctx context.Context, out Output) error {
 		tick = time.NewTicker(s.stallCheckEvery())
 		last = time.Now()
 		pts  ptsUnwrapper
-		loss rtpLoss
+		loss rtpseq.Tracker
 		pkt  = frame.Packet{StreamID: s.streamID, Codec: ps.codec}
 	)
 	defer tick.Stop()
@@ -283,7 +284,7 @@ func (s *RTSPSource) runVDK(ctx context.Context, out Output) error {
 		if !ok {
 			return
 		}
-		if n := loss.observe(seq); n > 0 {
+		if n := uint64(loss.Observe(seq).Lost); n > 0 {
 			out.Count(EventPacketsLost, n)
 		}
 		ps.observe(payload)
@@ -551,42 +552,4 @@ func interleavedRTP(b []byte) (payload []byte, seq uint16, ok bool) {
 		return nil, 0, false
 	}
 	return rtp[off:end], seq, true
-}
-
-// rtpLoss counts RTP packets missing from a sequence (RFC 3550 appendix A.1,
-// simplified: reordered and duplicate packets are not counted as lost).
-type rtpLoss struct {
-	started bool
-	next    uint16
-}
-
-// maxDropout is the largest forward jump counted as loss rather than a
-// restart of the sequence (RFC 3550's MAX_DROPOUT).
-const maxDropout = 3000
-
-// maxMisorder is the largest backward jump treated as reordering rather than
-// a restart of the sequence (RFC 3550's MAX_MISORDER).
-const maxMisorder = 100
-
-// observe records one sequence number and returns how many packets went
-// missing just before it.
-func (l *rtpLoss) observe(seq uint16) uint64 {
-	if !l.started {
-		l.started, l.next = true, seq+1
-		return 0
-	}
-	gap := seq - l.next // modulo 2^16
-	switch {
-	case gap == 0:
-		l.next = seq + 1
-		return 0
-	case gap < maxDropout:
-		l.next = seq + 1
-		return uint64(gap)
-	case uint16(l.next-seq) <= maxMisorder:
-		return 0 // late or duplicate
-	default:
-		l.next = seq + 1 // the sender restarted its sequence
-		return 0
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"github.com/vigil-video/vigil/ingest/rtpseq"
 	"io"
 	"os"
 	"os/exec"
@@ -290,31 +291,6 @@ func itoa(n int) string {
 	return string(b[i:])
 }
 
-func TestRTPLoss(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		seqs []uint16
-		want uint64
-	}{
-		{"in order", []uint16{1, 2, 3, 4}, 0},
-		{"gap", []uint16{1, 2, 5, 6}, 2},
-		{"wrap", []uint16{65534, 65535, 0, 1}, 0},
-		{"gap over wrap", []uint16{65534, 1}, 2},
-		{"reordered", []uint16{1, 3, 2, 4}, 1},
-		{"duplicate", []uint16{1, 2, 2, 3}, 0},
-		{"restart", []uint16{100, 101, 40000, 40001}, 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var l rtpLoss
-			var got uint64
-			for _, s := range tc.seqs {
-				got += l.observe(s)
-			}
-			require.Equal(t, tc.want, got)
-		})
-	}
-}
-
 func TestPTSUnwrap(t *testing.T) {
 	var u ptsUnwrapper
 	top := rtpClock90k - 100*time.Millisecond
@@ -504,11 +480,11 @@ func TestParamSetsFromInterleavedRTP(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ps := &paramSets{codec: frame.CodecH264}
-			var loss rtpLoss
+			var loss rtpseq.Tracker
 			for _, b := range tc.pkts {
 				payload, seq, ok := interleavedRTP(b)
 				require.True(t, ok)
-				require.Zero(t, loss.observe(seq))
+				require.Zero(t, loss.Observe(seq).Lost)
 				ps.observe(payload)
 			}
 			require.True(t, ps.changed)

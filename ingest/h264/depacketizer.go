@@ -1,5 +1,7 @@
 package h264
 
+import "github.com/vigil-video/vigil/ingest/rtpseq"
+
 // DefaultMaxAccessUnitSize bounds an access unit when
 // Depacketizer.MaxAccessUnitSize is 0.
 const DefaultMaxAccessUnitSize = 8 << 20
@@ -63,15 +65,10 @@ type Depacketizer struct {
 	inFU    bool
 	fuStart int // offset in au of the FU's NAL unit start code
 
-	haveSeq bool
-	lastSeq uint16
+	seq rtpseq.Tracker
 
 	sps, pps []byte
 }
-
-// maxReorder is how far behind the last sequence number a packet may be
-// to count as late; further back, the sender is taken to have restarted.
-const maxReorder = 1000
 
 // Stats returns the counters so far.
 func (d *Depacketizer) Stats() DepacketizerStats { return d.stats }
@@ -91,29 +88,18 @@ func (d *Depacketizer) maxSize() int {
 // returns.
 func (d *Depacketizer) Push(seq uint16, ts uint32, marker bool, payload []byte, emit func(AccessUnit)) (lost int) {
 	d.stats.Packets++
-	if d.haveSeq {
-		diff := int16(seq - d.lastSeq)
-		switch {
-		case diff <= -maxReorder:
-			// Far behind: the sender restarted its sequence numbers.
-			// Start over with this packet.
-			if d.started {
-				d.damaged = true
-			}
-			diff = 1
-		case diff <= 0:
-			d.stats.Late++
-			return 0
-		}
-		if diff > 1 {
-			lost = int(diff) - 1
-			d.stats.Lost += uint64(lost)
-			if d.started {
-				d.damaged = true
-			}
-		}
+	st := d.seq.Observe(seq)
+	if st.Late {
+		d.stats.Late++
+		return 0
 	}
-	d.haveSeq, d.lastSeq = true, seq
+	if st.Lost > 0 {
+		lost = st.Lost
+		d.stats.Lost += uint64(lost)
+	}
+	if d.started && (st.Lost > 0 || st.Restart) {
+		d.damaged = true
+	}
 
 	if d.started && ts != d.ts {
 		// A new timestamp ends the previous access unit, marker or not. If

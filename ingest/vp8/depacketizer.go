@@ -1,5 +1,7 @@
 package vp8
 
+import "github.com/vigil-video/vigil/ingest/rtpseq"
+
 // Frame is one VP8 frame reassembled from RTP packets.
 type Frame struct {
 	// Data is the VP8 frame without payload descriptors. It is only valid
@@ -47,13 +49,8 @@ type Depacketizer struct {
 	ts      uint32
 	started bool // a frame with timestamp ts is being built
 	damaged bool
-	haveSeq bool
-	lastSeq uint16
+	seq     rtpseq.Tracker
 }
-
-// maxReorder is how far behind the last sequence number a packet may be
-// to count as late; further back, the sender is taken to have restarted.
-const maxReorder = 1000
 
 // Stats returns the counters so far.
 func (d *Depacketizer) Stats() DepacketizerStats { return d.stats }
@@ -63,29 +60,18 @@ func (d *Depacketizer) Stats() DepacketizerStats { return d.stats }
 // before this one. payload may be reused after Push returns.
 func (d *Depacketizer) Push(seq uint16, ts uint32, marker bool, payload []byte, emit func(Frame)) (lost int) {
 	d.stats.Packets++
-	if d.haveSeq {
-		diff := int16(seq - d.lastSeq)
-		switch {
-		case diff <= -maxReorder:
-			// Far behind: the sender restarted its sequence numbers.
-			// Start over with this packet.
-			if d.started {
-				d.damaged = true
-			}
-			diff = 1
-		case diff <= 0:
-			d.stats.Late++
-			return 0
-		}
-		if diff > 1 {
-			lost = int(diff) - 1
-			d.stats.Lost += uint64(lost)
-			if d.started {
-				d.damaged = true
-			}
-		}
+	st := d.seq.Observe(seq)
+	if st.Late {
+		d.stats.Late++
+		return 0
 	}
-	d.haveSeq, d.lastSeq = true, seq
+	if st.Lost > 0 {
+		lost = st.Lost
+		d.stats.Lost += uint64(lost)
+	}
+	if d.started && (st.Lost > 0 || st.Restart) {
+		d.damaged = true
+	}
 
 	if d.started && ts != d.ts {
 		d.finish(emit)
