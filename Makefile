@@ -5,10 +5,14 @@ PKGS     ?= ./...
 BIN      ?= bin/vigil
 FUZZTIME ?= 10s
 
-.PHONY: deps build run test test-short lint bench fuzz clean
+.PHONY: deps test-deps build run test test-short lint bench fuzz clean
 
 deps:
 	./scripts/install-deps.sh
+
+# The peers the tests start (GStreamer RTSP server, Chromium) on top of deps.
+test-deps: deps
+	./scripts/install-deps.sh --test
 
 build: deps
 	$(GO) build -o $(BIN) ./cmd/vigil
@@ -17,7 +21,7 @@ build: deps
 run: build
 	./$(BIN) serve
 
-test: deps
+test: test-deps
 	$(GO) vet $(PKGS)
 	CGO_ENABLED=0 $(GO) build ./...
 	$(GO) test -race -timeout 15m $(PKGS)
@@ -29,7 +33,7 @@ lint:
 	@test -z "$$(gofmt -l .)" || (gofmt -l .; exit 1)
 	$(GO) vet $(PKGS)
 
-bench: deps
+bench: test-deps
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 	$(GO) run ./cmd/vigil bench decode --threads 1
 	$(GO) run ./cmd/vigil bench decode --threads 2

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# Installs the system packages Vigil needs to build and test on Debian 12:
-# FFmpeg's libraries and CLI (decoding, demuxing, test clips), pkg-config and
-# a C compiler for cgo. Idempotent: installs only what is missing.
+# Installs the system packages Vigil needs on Debian 12. Idempotent: installs
+# only what is missing.
+#
+#   install-deps.sh          to build and run: a C compiler and pkg-config for
+#                            cgo, FFmpeg's libraries (decoding, demuxing)
+#   install-deps.sh --test   also the peers the tests start: the ffmpeg CLI
+#                            (clips, RTSP publishing), GStreamer's RTSP server
+#                            (H.265 camera), Chromium (WebRTC publisher)
 set -euo pipefail
 
-# FFmpeg: decoding, demuxing and the clips tests make. GStreamer: the
-# H.265 RTSP server that ingest tests read. Chromium: the WHIP publisher and
-# viewer in browser tests.
-pkgs=(gcc pkg-config libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg
-  gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-tools
-  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
-  chromium)
+pkgs=(gcc pkg-config libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg)
+if [ "${1:-}" = "--test" ]; then
+  pkgs+=(gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-tools
+    gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+    gstreamer1.0-plugins-ugly gstreamer1.0-libav chromium)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do
