@@ -85,6 +85,15 @@ type Options struct {
 	Token string
 }
 
+// KeyFrameRequester is implemented by sources that can ask their sender for
+// a key frame (WebRTC's RTCP PLI). The pipeline calls RequestKeyFrame when
+// its decoder breaks, so that decoding resumes without waiting for the next
+// scheduled key frame. It must not block and is safe to call often: the
+// source rate-limits the requests.
+type KeyFrameRequester interface {
+	RequestKeyFrame()
+}
+
 // Opener makes a Source for a stream ID, a parsed URL and the stream's
 // options.
 type Opener func(streamID string, u *url.URL, opts Options) (Source, error)

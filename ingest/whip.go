@@ -45,6 +45,10 @@ func openWHIP(streamID string, u *url.URL, opts Options) (Source, error) {
 // Live implements Source: publishers send in real time.
 func (s *WHIPSource) Live() bool { return true }
 
+// RequestKeyFrame asks the current publisher for a key frame; see
+// KeyFrameRequester.
+func (s *WHIPSource) RequestKeyFrame() { s.server.RequestKeyFrame(s.streamID) }
+
 // Run implements Source. It forwards what the stream's publishers send
 // until ctx ends.
 func (s *WHIPSource) Run(ctx context.Context, out Output) error {

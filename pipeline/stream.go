@@ -198,7 +198,11 @@ func (s *stream) runOnce(intake, work context.Context) error {
 	go func() {
 		defer wg.Done()
 		defer slot.close()
-		decErr = s.decodeLoop(work, units, out.free, slot)
+		requestKey := func() {}
+		if kr, ok := src.(ingest.KeyFrameRequester); ok {
+			requestKey = kr.RequestKeyFrame
+		}
+		decErr = s.decodeLoop(work, units, out.free, slot, requestKey)
 		if decErr != nil {
 			stopSource()
 			for u := range units {
@@ -325,8 +329,9 @@ func (o *streamOutput) Frame(f *frame.Frame) error {
 }
 
 // decodeLoop decodes packets, numbers frames, samples them at infer_fps and
-// hands the sampled ones to the analyze stage.
-func (s *stream) decodeLoop(ctx context.Context, units <-chan unit, free chan *frame.Packet, slot *frameQueue) error {
+// hands the sampled ones to the analyze stage. requestKey asks the sender for
+// a key frame when decoding breaks.
+func (s *stream) decodeLoop(ctx context.Context, units <-chan unit, free chan *frame.Packet, slot *frameQueue, requestKey func()) error {
 	var (
 		dec      *decode.Decoder
 		seq      uint64
@@ -386,7 +391,10 @@ func (s *stream) decodeLoop(ctx context.Context, units <-chan unit, free chan *f
 			waitKey, seen = false, decode.Stats{}
 		case u.pkt != nil:
 			pkt := u.pkt
-			waitKey = waitKey || u.gap
+			if u.gap {
+				waitKey = true
+				requestKey()
+			}
 			switch {
 			case dec == nil:
 				errLog.add(fmt.Errorf("packet before codec parameters"))
@@ -406,6 +414,7 @@ func (s *stream) decodeLoop(ctx context.Context, units <-chan unit, free chan *f
 				}
 				if err != nil {
 					errLog.add(err)
+					requestKey()
 				}
 				s.stats.dropped[dropDecodeError].Add(st.DroppedPackets - seen.DroppedPackets)
 				seen = st

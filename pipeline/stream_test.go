@@ -43,6 +43,7 @@ func TestLiveQueueOverflowSkipsToKeyFrame(t *testing.T) {
 	require.Equal(t, uint64(7), s.stats.dropped[dropQueueFull].Load())
 
 	var seqs []uint64
+	keyRequests := 0
 	collected := make(chan struct{})
 	go func() {
 		defer close(collected)
@@ -53,7 +54,7 @@ func TestLiveQueueOverflowSkipsToKeyFrame(t *testing.T) {
 	}()
 	decoded := make(chan error, 1)
 	go func() {
-		decoded <- s.decodeLoop(context.Background(), units, out.free, slot)
+		decoded <- s.decodeLoop(context.Background(), units, out.free, slot, func() { keyRequests++ })
 		slot.close()
 	}()
 	// From now on the reader keeps up: packets 10-39 are all queued, but
@@ -76,6 +77,7 @@ func TestLiveQueueOverflowSkipsToKeyFrame(t *testing.T) {
 	require.Equal(t, want, seqs, "frames by PTS (10 fps)")
 	require.Equal(t, uint64(7+10), s.stats.dropped[dropQueueFull].Load())
 	require.Zero(t, s.stats.decodeErrors.Load())
+	require.Equal(t, 1, keyRequests, "the gap asks the sender for a key frame once")
 }
 
 func TestOutputCopiesPacketData(t *testing.T) {

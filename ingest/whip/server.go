@@ -234,6 +234,22 @@ func (s *Server) Attach(streamID string, opts StreamOptions, sink Sink) (detach 
 	}, nil
 }
 
+// RequestKeyFrame asks streamID's current publisher for a key frame (an RTCP
+// PLI, sent with the next packet it receives and rate-limited like the
+// others), for a receiver whose decoder broke. Without a publisher it does
+// nothing.
+func (s *Server) RequestKeyFrame(streamID string) {
+	s.mu.Lock()
+	var cur *session
+	if st := s.streams[streamID]; st != nil {
+		cur = st.current
+	}
+	s.mu.Unlock()
+	if cur != nil {
+		cur.keyWanted.Store(true)
+	}
+}
+
 // Close ends every session, refuses new ones and waits for the sessions'
 // goroutines.
 func (s *Server) Close() error {

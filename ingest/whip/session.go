@@ -39,7 +39,8 @@ type session struct {
 	hasVideo bool
 	wg       sync.WaitGroup
 
-	lastRecv atomic.Int64 // unix nanoseconds of the last packet (or the start)
+	lastRecv  atomic.Int64 // unix nanoseconds of the last packet (or the start)
+	keyWanted atomic.Bool  // the receiver asked for a key frame (its decoder broke)
 }
 
 func newSession(srv *Server, streamID string, opts StreamOptions, sink Sink, pc *webrtc.PeerConnection) *session {
@@ -236,6 +237,9 @@ func (ss *session) readTrack(tr *webrtc.TrackRemote) {
 			return
 		}
 		ss.lastRecv.Store(time.Now().UnixNano())
+		if ss.keyWanted.Swap(false) {
+			requestKey(false)
+		}
 		if err := pkt.Unmarshal(buf[:n]); err != nil {
 			continue
 		}

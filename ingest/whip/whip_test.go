@@ -163,6 +163,18 @@ func TestPublish(t *testing.T) {
 
 			require.GreaterOrEqual(t, pub.KeyFrameRequests(), 1, "a PLI when the track starts")
 
+			// A receiver whose decoder broke asks for a key frame: the PLI
+			// goes out with the next packet (the start's PLI is > 1 s old).
+			before := pub.KeyFrameRequests()
+			srv.RequestKeyFrame("cam")
+			if tc.codec == frame.CodecH264 {
+				_, err = pub.SendH264(ctx, data, 60)
+			} else {
+				_, err = pub.SendIVF(ctx, data, 60)
+			}
+			require.NoError(t, err)
+			require.Eventually(t, func() bool { return pub.KeyFrameRequests() > before }, 3*time.Second, 20*time.Millisecond)
+
 			code, err := pub.Delete(ctx)
 			require.NoError(t, err)
 			require.Equal(t, http.StatusOK, code)
