@@ -38,8 +38,9 @@ bench: test-deps
 	$(GO) run ./cmd/vigil bench decode --threads 1
 	$(GO) run ./cmd/vigil bench decode --threads 2
 
-# Every fuzz target runs for FUZZTIME; inputs found interesting are shrunk
-# for at most 10 tries, so a run never stalls in minimisation.
+# Every fuzz target runs for FUZZTIME (a duration, or a count like 10000x as
+# CI uses); inputs found interesting are shrunk for at most 10 tries, so a run
+# never stalls in minimisation.
 fuzz:
 	@set -e; grep -rl --include='*_test.go' '^func Fuzz' . | while read f; do \
 	  pkg=./$$(dirname $${f#./}); \
