@@ -10,9 +10,11 @@ FUZZTIME ?= 10s
 deps:
 	./scripts/install-deps.sh
 
-# The peers the tests start (GStreamer RTSP server, Chromium) on top of deps.
+# On top of deps: the peers the tests start (GStreamer RTSP server, Chromium)
+# and ONNX Runtime's library (the server does not load it yet).
 test-deps: deps
 	./scripts/install-deps.sh --test
+	./scripts/install-ort.sh
 
 build: deps
 	$(GO) build -o $(BIN) ./cmd/vigil
