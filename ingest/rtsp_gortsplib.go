@@ -171,6 +171,9 @@ func annexB(nalus ...[]byte) []byte {
 
 // runGortsplib reads with bluenviron/gortsplib's client over TCP, UDP, or
 // auto (UDP, then TCP when no UDP packet comes).
+// udpReadBufferSize is the socket receive buffer asked for UDP media.
+const udpReadBufferSize = 4 << 20
+
 func (s *RTSPSource) runGortsplib(ctx context.Context, out Output) error {
 	u, err := base.ParseURL(s.rawURL)
 	if err != nil {
@@ -190,6 +193,11 @@ func (s *RTSPSource) runGortsplib(ctx context.Context, out Output) error {
 			mu.Unlock()
 		},
 		OnDecodeError: func(error) {}, // damaged RTP shows up as decode errors downstream
+		// A key frame of a 1080p camera arrives as a burst of hundreds of
+		// packets; the system's default socket buffer (often 208 KiB) loses
+		// some when the reader is briefly busy. The kernel caps this at
+		// net.core.rmem_max.
+		UDPReadBufferSize: udpReadBufferSize,
 	}
 	switch s.transport {
 	case transportUDP:
