@@ -169,11 +169,11 @@ func annexB(nalus ...[]byte) []byte {
 	return b
 }
 
-// runGortsplib reads with bluenviron/gortsplib's client over TCP, UDP, or
-// auto (UDP, then TCP when no UDP packet comes).
 // udpReadBufferSize is the socket receive buffer asked for UDP media.
 const udpReadBufferSize = 4 << 20
 
+// runGortsplib reads with bluenviron/gortsplib's client over TCP, UDP, or
+// auto (UDP, then TCP when no UDP packet comes).
 func (s *RTSPSource) runGortsplib(ctx context.Context, out Output) error {
 	u, err := base.ParseURL(s.rawURL)
 	if err != nil {
