@@ -199,14 +199,6 @@ type Keypoint struct {
 // names (COCO's 17 for people).
 type Keypoints []Keypoint
 
-// Mask is an instance or class mask. Data holds one byte per pixel of a
-// Width x Height grid placed at Box in source coordinates: 0 is background,
-// other values are class IDs (semantic) or 1 (instance).
-type Mask struct {
-	Width, Height int
-	Data          []byte
-}
-
 // Detection is one object found in a frame.
 type Detection struct {
 	// Box is in source pixel coordinates.
@@ -219,7 +211,7 @@ type Detection struct {
 	TrackID uint64
 	// Keypoints is nil unless a keypoint model ran.
 	Keypoints Keypoints
-	// Mask is nil unless a segmenter ran; it covers Box.
+	// Mask is nil unless a segmenter ran; it covers the whole frame.
 	Mask *Mask
 	// Embedding is the L2-normalised re-ID vector, nil unless an embedder ran.
 	Embedding []float32

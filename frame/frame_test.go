@@ -1,6 +1,8 @@
 package frame
 
 import (
+	"bytes"
+	"slices"
 	"sync"
 	"testing"
 
@@ -47,4 +49,32 @@ func TestReleaseReturnsToPoolOnce(t *testing.T) {
 	var plain *Frame
 	plain.Release() // nil and pool-less frames are no-ops
 	(&Frame{}).Release()
+}
+
+func TestMaskRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		w, h int
+		data []byte
+		want []uint32
+	}{
+		{3, 2, []byte{0, 0, 0, 0, 0, 0}, []uint32{6}},
+		{3, 2, []byte{1, 1, 1, 1, 1, 1}, []uint32{0, 6}},
+		// Column-major: column 0 is (1,0), column 1 is (0,1), column 2 (1,1).
+		{3, 2, []byte{1, 0, 1, 0, 1, 1}, []uint32{0, 1, 2, 3}},
+	} {
+		m := EncodeMask(tc.data, tc.w, tc.h)
+		if !slices.Equal(m.Counts, tc.want) {
+			t.Fatalf("EncodeMask(%v) = %v, want %v", tc.data, m.Counts, tc.want)
+		}
+		if got := m.Decode(nil); !bytes.Equal(got, tc.data) {
+			t.Fatalf("Decode(%v) = %v, want %v", m.Counts, got, tc.data)
+		}
+		area := 0
+		for _, v := range tc.data {
+			area += int(v)
+		}
+		if m.Area() != area {
+			t.Fatalf("Area = %d, want %d", m.Area(), area)
+		}
+	}
 }

@@ -62,8 +62,8 @@ type Object struct {
 	// Score is 1 when the point's pixel shows this object, 0 when the point
 	// lies outside the picture or behind another object.
 	Keypoints frame.Keypoints
-	// Mask covers Box with 1 for each pixel that shows this object, exactly
-	// as Render draws it, and 0 elsewhere.
+	// Mask covers the frame with 1 for each pixel that shows this object,
+	// exactly as Render draws it, and 0 elsewhere.
 	Mask *frame.Mask
 	// Occlusion is the fraction of the object's pixels inside the picture
 	// that other objects hide, from 0 (fully seen) to below 1. Pixels outside
@@ -113,16 +113,17 @@ type object struct {
 // The truth for frame N of a stream is reproducible: NewScene with the
 // stream's Params, then N calls to Step (or Replay).
 type Scene struct {
-	p      Params
-	cam    camera
-	rng    *rand.Rand
-	seq    uint64
-	nextID uint64
-	objs   []object
-	order  []int // slots, far to near
-	bg     [3][]byte
-	cv     canvas
-	drawn  bool // cv and the objects' render results are up to date
+	p       Params
+	cam     camera
+	rng     *rand.Rand
+	seq     uint64
+	nextID  uint64
+	objs    []object
+	order   []int // slots, far to near
+	bg      [3][]byte
+	cv      canvas
+	drawn   bool   // cv and the objects' render results are up to date
+	maskBuf []byte // scratch for Truth's masks
 }
 
 // NewScene builds the scene at frame 0. It panics if p does not pass
@@ -445,22 +446,24 @@ func (s *Scene) Truth() []Object {
 		}
 		tag := uint16(slot+1) << 4
 		b := o.vbox
-		m := &frame.Mask{Width: b[2] - b[0], Height: b[3] - b[1]}
-		m.Data = make([]byte, m.Width*m.Height)
+		s.maskBuf = s.maskBuf[:0]
+		s.maskBuf = slices.Grow(s.maskBuf, w*h)[:w*h]
+		clear(s.maskBuf)
 		for y := b[1]; y < b[3]; y++ {
 			for x := b[0]; x < b[2]; x++ {
 				if s.cv.lab[y*w+x]&^0xf == tag {
-					m.Data[(y-b[1])*m.Width+x-b[0]] = 1
+					s.maskBuf[y*w+x] = 1
 				}
 			}
 		}
+		m := frame.EncodeMask(s.maskBuf, w, h)
 		obj := Object{
 			ID:        o.id,
 			Class:     ClassPerson,
 			Label:     "person",
 			Box:       frame.Box{X1: float32(b[0]), Y1: float32(b[1]), X2: float32(b[2]), Y2: float32(b[3])},
 			Full:      frame.Box{X1: o.full[0], Y1: o.full[1], X2: o.full[2], Y2: o.full[3]},
-			Mask:      m,
+			Mask:      &m,
 			Occlusion: 1 - float32(o.visible)/float32(o.unoccluded),
 			Depth:     float32(o.z),
 		}

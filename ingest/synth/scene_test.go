@@ -97,23 +97,25 @@ func checkTruth(t *testing.T, p synth.Params, frames int) {
 
 			m := o.Mask
 			require.NotNil(t, m)
-			require.Equal(t, int(b.W()), m.Width)
-			require.Equal(t, int(b.H()), m.Height)
-			require.Len(t, m.Data, m.Width*m.Height)
+			require.Equal(t, p.Width, m.Width)
+			require.Equal(t, p.Height, m.Height)
+			bw, bh := int(b.W()), int(b.H())
 			x0, y0 := int(b.X1), int(b.Y1)
+			data := m.Decode(nil)
 			px := 0
-			rows, cols := make([]bool, m.Height), make([]bool, m.Width)
-			for y := range m.Height {
-				for x := range m.Width {
-					v := m.Data[y*m.Width+x]
+			rows, cols := make([]bool, bh), make([]bool, bw)
+			for y := range p.Height {
+				for x := range p.Width {
+					v := data[y*p.Width+x]
 					if v == 0 {
 						continue
 					}
 					px++
-					rows[y], cols[x] = true, true
-					i := (y0+y)*p.Width + x0 + x
+					require.True(t, x >= x0 && x < x0+bw && y >= y0 && y < y0+bh, "frame %d: mask pixel %d,%d outside box %v", n, x, y, b)
+					rows[y-y0], cols[x-x0] = true, true
+					i := y*p.Width + x
 					if v != 1 || owner[i] != 0 {
-						t.Fatalf("frame %d pixel %d,%d: mask value %d, already in the mask of %d", n, x0+x, y0+y, v, owner[i])
+						t.Fatalf("frame %d pixel %d,%d: mask value %d, already in the mask of %d", n, x, y, v, owner[i])
 					}
 					owner[i] = int(o.ID)
 				}
@@ -121,7 +123,7 @@ func checkTruth(t *testing.T, p synth.Params, frames int) {
 			require.Positive(t, px)
 			// The box is tight: its edge rows and columns hold mask pixels
 			// (an occluder may split the object, so inner ones need not).
-			require.True(t, rows[0] && rows[m.Height-1] && cols[0] && cols[m.Width-1], "frame %d object %d: box not tight", n, o.ID)
+			require.True(t, rows[0] && rows[bh-1] && cols[0] && cols[bw-1], "frame %d object %d: box not tight", n, o.ID)
 
 			switch o.Class {
 			case synth.ClassPerson:
@@ -134,7 +136,7 @@ func checkTruth(t *testing.T, p synth.Params, frames int) {
 					require.Equal(t, float32(1), kp.Score)
 					require.True(t, kp.X >= b.X1 && kp.X < b.X2 && kp.Y >= b.Y1 && kp.Y < b.Y2,
 						"frame %d object %d: visible %s %v outside box %v", n, o.ID, synth.KeypointNames[k], kp, b)
-					require.Equal(t, byte(1), m.Data[(int(kp.Y)-y0)*m.Width+int(kp.X)-x0], "visible keypoint on the mask")
+					require.Equal(t, byte(1), data[int(kp.Y)*p.Width+int(kp.X)], "visible keypoint on the mask")
 				}
 			case synth.ClassCar:
 				require.Equal(t, "car", o.Label)
