@@ -303,3 +303,39 @@ func BenchmarkYOLOXRun(b *testing.B) {
 		})
 	}
 }
+
+func TestDynamicInputShape(t *testing.T) {
+	initORT(t)
+	path := shareddata.Path(t, "models/bodypix_mnv1_050_s16.onnx")
+	_, err := Open(path, SessionOptions{})
+	require.ErrorContains(t, err, "symbolic")
+	_, err = Open(path, SessionOptions{InputShapes: map[string][]int64{"input": {1, 257}}})
+	require.ErrorContains(t, err, "rank")
+	_, err = Open(path, SessionOptions{InputShapes: map[string][]int64{"nope": {1, 257, 257, 3}}})
+	require.ErrorContains(t, err, `"nope"`)
+
+	s, err := Open(path, SessionOptions{IntraOpThreads: 1, InputShapes: map[string][]int64{"input": {0, 257, 353, 3}}})
+	require.NoError(t, err)
+	defer s.Close()
+	require.Equal(t, []int64{1, 257, 353, 3}, s.Inputs()[0].Shape)
+	found := false
+	for i, o := range s.Outputs() {
+		if o.Name == "heatmaps" {
+			found = true
+			require.Equal(t, []int64{1, 17, 23, 17}, o.Shape, "stride 16: (257-1)/16+1 rows, (353-1)/16+1 columns")
+			require.Len(t, s.Output(i), o.Elements())
+		}
+	}
+	require.True(t, found, "outputs %v", s.Outputs())
+	require.NoError(t, s.Run())
+	t.Logf("outputs: %v", s.Outputs())
+}
+
+func TestProviderUnavailable(t *testing.T) {
+	initORT(t)
+	path := shareddata.Path(t, "models/yolox_nano_416.onnx")
+	_, err := Open(path, SessionOptions{Provider: "cuda"})
+	require.ErrorIs(t, err, ErrProviderUnavailable)
+	_, err = Open(path, SessionOptions{Provider: "tpu"})
+	require.ErrorContains(t, err, `unknown execution provider "tpu"`)
+}

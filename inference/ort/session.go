@@ -5,6 +5,8 @@ package ort
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -55,9 +57,9 @@ type Session struct {
 	sess    *ort.AdvancedSession
 }
 
-// Open loads the ONNX model at modelPath. Init must have succeeded. Only
-// float32 inputs and outputs with fixed shapes (apart from a symbolic
-// leading batch dimension) are supported so far.
+// Open loads the ONNX model at modelPath. Init must have succeeded. Inputs
+// and outputs must be float32 tensors; symbolic dimensions are fixed by
+// SessionOptions.BatchSize (a leading one) and InputShapes (any other).
 func Open(modelPath string, opts SessionOptions) (*Session, error) {
 	initMu.Lock()
 	ready := initPath != ""
@@ -82,28 +84,30 @@ func Open(modelPath string, opts SessionOptions) (*Session, error) {
 			s.Close()
 		}
 	}()
-	if s.inputs, s.inT, s.inBuf, err = makeTensors(ins, opts.BatchSize); err != nil {
-		return nil, fmt.Errorf("opening model %s: input %w", modelPath, err)
-	}
-	if s.outputs, s.outT, s.outBuf, err = makeTensors(outs, opts.BatchSize); err != nil {
-		return nil, fmt.Errorf("opening model %s: output %w", modelPath, err)
-	}
-	so, err := ort.NewSessionOptions()
-	if err != nil {
-		return nil, fmt.Errorf("opening model %s: making session options: %w", modelPath, err)
-	}
-	defer so.Destroy()
-	if opts.IntraOpThreads > 0 {
-		if err := so.SetIntraOpNumThreads(opts.IntraOpThreads); err != nil {
-			return nil, fmt.Errorf("opening model %s: setting intra-op threads: %w", modelPath, err)
+	for name := range opts.InputShapes {
+		if !slices.ContainsFunc(ins, func(t ort.InputOutputInfo) bool { return t.Name == name }) {
+			return nil, fmt.Errorf("opening model %s: InputShapes names %q, which is not an input", modelPath, name)
 		}
 	}
-	level := ort.GraphOptimizationLevel(ort.GraphOptimizationLevelEnableAll)
-	if opts.DisableGraphOptimization {
-		level = ort.GraphOptimizationLevelDisableAll
+	if s.inputs, err = shapes(ins, opts.BatchSize, opts.InputShapes); err != nil {
+		return nil, fmt.Errorf("opening model %s: input %w", modelPath, err)
 	}
-	if err := so.SetGraphOptimizationLevel(level); err != nil {
-		return nil, fmt.Errorf("opening model %s: setting graph optimisation: %w", modelPath, err)
+	so, err := sessionOptions(opts)
+	if err != nil {
+		return nil, fmt.Errorf("opening model %s: %w", modelPath, err)
+	}
+	defer so.Destroy()
+	if s.outputs, err = shapes(outs, opts.BatchSize, nil); err != nil {
+		// Output sizes follow from the input sizes: learn them by running once.
+		if s.outputs, err = probeOutputs(modelPath, s.inputs, outs, so); err != nil {
+			return nil, fmt.Errorf("opening model %s: %w", modelPath, err)
+		}
+	}
+	if s.inT, s.inBuf, err = makeTensors(s.inputs); err != nil {
+		return nil, fmt.Errorf("opening model %s: input %w", modelPath, err)
+	}
+	if s.outT, s.outBuf, err = makeTensors(s.outputs); err != nil {
+		return nil, fmt.Errorf("opening model %s: output %w", modelPath, err)
 	}
 	inNames, inVals := namesValues(s.inputs, s.inT)
 	outNames, outVals := namesValues(s.outputs, s.outT)
@@ -115,39 +119,161 @@ func Open(modelPath string, opts SessionOptions) (*Session, error) {
 	return s, nil
 }
 
-func makeTensors(infos []ort.InputOutputInfo, batch int) ([]TensorInfo, []*ort.Tensor[float32], [][]float32, error) {
+// sessionOptions turns opts into ONNX Runtime's session options.
+func sessionOptions(opts SessionOptions) (*ort.SessionOptions, error) {
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("making session options: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			so.Destroy()
+		}
+	}()
+	if opts.IntraOpThreads > 0 {
+		if err := so.SetIntraOpNumThreads(opts.IntraOpThreads); err != nil {
+			return nil, fmt.Errorf("setting intra-op threads: %w", err)
+		}
+	}
+	level := ort.GraphOptimizationLevel(ort.GraphOptimizationLevelEnableAll)
+	if opts.DisableGraphOptimization {
+		level = ort.GraphOptimizationLevelDisableAll
+	}
+	if err := so.SetGraphOptimizationLevel(level); err != nil {
+		return nil, fmt.Errorf("setting graph optimisation: %w", err)
+	}
+	dev := map[string]string{"device_id": strconv.Itoa(opts.DeviceID)}
+	switch opts.Provider {
+	case "", "cpu":
+	case "cuda":
+		cuda, err := ort.NewCUDAProviderOptions()
+		if err != nil {
+			return nil, fmt.Errorf("%w: cuda: %w", ErrProviderUnavailable, err)
+		}
+		defer cuda.Destroy()
+		if err := cuda.Update(dev); err != nil {
+			return nil, fmt.Errorf("%w: cuda:%d: %w", ErrProviderUnavailable, opts.DeviceID, err)
+		}
+		if err := so.AppendExecutionProviderCUDA(cuda); err != nil {
+			return nil, fmt.Errorf("%w: cuda:%d: %w", ErrProviderUnavailable, opts.DeviceID, err)
+		}
+	case "tensorrt":
+		trt, err := ort.NewTensorRTProviderOptions()
+		if err != nil {
+			return nil, fmt.Errorf("%w: tensorrt: %w", ErrProviderUnavailable, err)
+		}
+		defer trt.Destroy()
+		if err := trt.Update(dev); err != nil {
+			return nil, fmt.Errorf("%w: tensorrt:%d: %w", ErrProviderUnavailable, opts.DeviceID, err)
+		}
+		if err := so.AppendExecutionProviderTensorRT(trt); err != nil {
+			return nil, fmt.Errorf("%w: tensorrt:%d: %w", ErrProviderUnavailable, opts.DeviceID, err)
+		}
+	default:
+		return nil, fmt.Errorf("unknown execution provider %q (want cpu, cuda or tensorrt)", opts.Provider)
+	}
+	ok = true
+	return so, nil
+}
+
+// shapes resolves the symbolic dimensions of infos: a leading one becomes
+// batch, others come from fixed (by tensor name).
+func shapes(infos []ort.InputOutputInfo, batch int, fixed map[string][]int64) ([]TensorInfo, error) {
+	var ti []TensorInfo
+	for _, in := range infos {
+		if in.OrtValueType != ort.ONNXTypeTensor {
+			return nil, fmt.Errorf("%q: is a %s, only tensors are supported", in.Name, in.OrtValueType)
+		}
+		if in.DataType != ort.TensorElementDataTypeFloat {
+			return nil, fmt.Errorf("%q: element type %s, only float32 is supported", in.Name, in.DataType)
+		}
+		want, hasFixed := fixed[in.Name]
+		if hasFixed && len(want) != len(in.Dimensions) {
+			return nil, fmt.Errorf("%q: shape %v has rank %d, the model's %v has %d", in.Name, want, len(want), in.Dimensions, len(in.Dimensions))
+		}
+		shape := make([]int64, len(in.Dimensions))
+		for i, d := range in.Dimensions {
+			w := int64(-1)
+			if hasFixed {
+				w = want[i]
+				if i == 0 && w == 0 {
+					w = int64(batch)
+				}
+			}
+			switch {
+			case d > 0 && w > 0 && w != d:
+				return nil, fmt.Errorf("%q: shape %v disagrees with the model's %v at dimension %d", in.Name, want, in.Dimensions, i)
+			case d > 0:
+				shape[i] = d
+			case w > 0:
+				shape[i] = w
+			case i == 0:
+				shape[i] = int64(batch)
+			default:
+				return nil, fmt.Errorf("%q: dimension %d of %v is symbolic; fix it with SessionOptions.InputShapes", in.Name, i, in.Dimensions)
+			}
+		}
+		ti = append(ti, TensorInfo{Name: in.Name, Shape: shape, Type: "float32"})
+	}
+	return ti, nil
+}
+
+// probeOutputs runs the model once on zero inputs of the given shapes and
+// returns the outputs' shapes.
+func probeOutputs(modelPath string, inputs []TensorInfo, outs []ort.InputOutputInfo, so *ort.SessionOptions) ([]TensorInfo, error) {
+	inT, _, err := makeTensors(inputs)
+	defer func() {
+		for _, t := range inT {
+			t.Destroy()
+		}
+	}()
+	if err != nil {
+		return nil, fmt.Errorf("probing output shapes: %w", err)
+	}
+	inNames, inVals := namesValues(inputs, inT)
+	outNames := make([]string, len(outs))
+	for i, o := range outs {
+		if o.DataType != ort.TensorElementDataTypeFloat {
+			return nil, fmt.Errorf("output %q: element type %s, only float32 is supported", o.Name, o.DataType)
+		}
+		outNames[i] = o.Name
+	}
+	sess, err := ort.NewDynamicAdvancedSession(modelPath, inNames, outNames, so)
+	if err != nil {
+		return nil, fmt.Errorf("probing output shapes: %w", err)
+	}
+	defer sess.Destroy()
+	outVals := make([]ort.Value, len(outs))
+	err = sess.Run(inVals, outVals)
+	var ti []TensorInfo
+	for i, v := range outVals {
+		if v == nil {
+			continue
+		}
+		ti = append(ti, TensorInfo{Name: outNames[i], Shape: slices.Clone([]int64(v.GetShape())), Type: "float32"})
+		v.Destroy()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("probing output shapes with inputs %v: %w", inputs, err)
+	}
+	return ti, nil
+}
+
+func makeTensors(infos []TensorInfo) ([]*ort.Tensor[float32], [][]float32, error) {
 	var (
-		ti   []TensorInfo
 		ts   []*ort.Tensor[float32]
 		bufs [][]float32
 	)
 	for _, in := range infos {
-		if in.OrtValueType != ort.ONNXTypeTensor {
-			return nil, ts, nil, fmt.Errorf("%q: is a %s, only tensors are supported", in.Name, in.OrtValueType)
-		}
-		if in.DataType != ort.TensorElementDataTypeFloat {
-			return nil, ts, nil, fmt.Errorf("%q: element type %s, only float32 is supported", in.Name, in.DataType)
-		}
-		shape := make([]int64, len(in.Dimensions))
-		for i, d := range in.Dimensions {
-			switch {
-			case d > 0:
-				shape[i] = d
-			case i == 0:
-				shape[i] = int64(batch)
-			default:
-				return nil, ts, nil, fmt.Errorf("%q: dimension %d of %v is symbolic; only the leading (batch) one may be", in.Name, i, in.Dimensions)
-			}
-		}
-		t, err := ort.NewEmptyTensor[float32](ort.NewShape(shape...))
+		t, err := ort.NewEmptyTensor[float32](ort.NewShape(in.Shape...))
 		if err != nil {
-			return nil, ts, nil, fmt.Errorf("%q: allocating %v: %w", in.Name, shape, err)
+			return ts, nil, fmt.Errorf("%q: allocating %v: %w", in.Name, in.Shape, err)
 		}
 		ts = append(ts, t)
 		bufs = append(bufs, t.GetData())
-		ti = append(ti, TensorInfo{Name: in.Name, Shape: shape, Type: "float32"})
 	}
-	return ti, ts, bufs, nil
+	return ts, bufs, nil
 }
 
 func namesValues(infos []TensorInfo, ts []*ort.Tensor[float32]) ([]string, []ort.Value) {

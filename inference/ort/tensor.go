@@ -6,6 +6,10 @@ import "errors"
 // load ONNX Runtime; use the pure-Go runtime there.
 var ErrNoCgo = errors.New("ONNX Runtime needs cgo: this binary was built with CGO_ENABLED=0")
 
+// ErrProviderUnavailable is returned by Open when the requested execution
+// provider (CUDA, TensorRT) is not in the loaded library or finds no device.
+var ErrProviderUnavailable = errors.New("execution provider unavailable")
+
 // TensorInfo describes one model input or output as the session runs it.
 type TensorInfo struct {
 	// Name is the tensor's name in the ONNX graph.
@@ -39,4 +43,16 @@ type SessionOptions struct {
 	// inputs and outputs. It defaults to 1. Models with a fixed batch
 	// dimension ignore it.
 	BatchSize int
+	// InputShapes fixes the symbolic dimensions of named inputs, for
+	// models that take any picture size (bodypix): the shape must have
+	// the input's rank and agree with its fixed dimensions; a leading 0
+	// stands for BatchSize. Output shapes are then learnt by running the
+	// model once on zeros at Open.
+	InputShapes map[string][]int64
+	// Provider selects an ONNX Runtime execution provider: "" or "cpu"
+	// for the default CPU provider, "cuda" or "tensorrt" (on DeviceID)
+	// when the loaded library was built with them.
+	Provider string
+	// DeviceID is the GPU the CUDA or TensorRT provider runs on.
+	DeviceID int
 }
