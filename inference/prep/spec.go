@@ -5,7 +5,12 @@
 // coordinates back to source pixels for the output decoders.
 package prep
 
-import "github.com/vigil-video/vigil/frame"
+import (
+	"fmt"
+	"math"
+
+	"github.com/vigil-video/vigil/frame"
+)
 
 // Layout is the order of a tensor's axes.
 type Layout string
@@ -99,4 +104,53 @@ func (t Transform) Box(b frame.Box) frame.Box {
 
 func clamp(v, lo, hi float32) float32 {
 	return max(lo, min(v, hi))
+}
+
+// ToInput maps a point in source pixels to model-input pixels, the inverse
+// of ToSource.
+func (t Transform) ToInput(x, y float32) (float32, float32) {
+	return x*t.ScaleX + t.PadX, y*t.ScaleY + t.PadY
+}
+
+// Validate reports the first problem of a Spec, naming the field. Empty
+// Interp means Bilinear and empty Align means Center; Layout, Color and
+// Resize must be set.
+func (s Spec) Validate() error {
+	switch {
+	case s.Width <= 0:
+		return fmt.Errorf("prep: width must be > 0, got %d", s.Width)
+	case s.Height <= 0:
+		return fmt.Errorf("prep: height must be > 0, got %d", s.Height)
+	case s.Width > maxSide || s.Height > maxSide:
+		return fmt.Errorf("prep: input size %dx%d is larger than %d", s.Width, s.Height, maxSide)
+	case s.Layout != NCHW && s.Layout != NHWC:
+		return fmt.Errorf("prep: layout must be %s or %s, got %q", NCHW, NHWC, s.Layout)
+	case s.Color != RGB && s.Color != BGR:
+		return fmt.Errorf("prep: color must be %s or %s, got %q", RGB, BGR, s.Color)
+	case s.Resize != Letterbox && s.Resize != Stretch:
+		return fmt.Errorf("prep: resize must be %s or %s, got %q", Letterbox, Stretch, s.Resize)
+	case s.Interp != "" && s.Interp != Bilinear && s.Interp != Nearest && s.Interp != Bicubic:
+		return fmt.Errorf("prep: interp must be %s, %s or %s, got %q", Bilinear, Nearest, Bicubic, s.Interp)
+	case s.Align != "" && s.Align != Center && s.Align != TopLeft:
+		return fmt.Errorf("prep: align must be %s or %s, got %q", Center, TopLeft, s.Align)
+	case !finite(s.Pad):
+		return fmt.Errorf("prep: pad must be finite, got %v", s.Pad)
+	}
+	for c := range 3 {
+		if !finite(s.Mean[c]) {
+			return fmt.Errorf("prep: mean[%d] must be finite, got %v", c, s.Mean[c])
+		}
+		if !finite(s.Std[c]) || s.Std[c] < 0 {
+			return fmt.Errorf("prep: std[%d] must be >= 0 and finite (0 means 1), got %v", c, s.Std[c])
+		}
+	}
+	return nil
+}
+
+// maxSide bounds the input's width and height so that sizes multiply
+// without overflow.
+const maxSide = 1 << 15
+
+func finite(v float32) bool {
+	return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0)
 }
