@@ -42,6 +42,13 @@ func Init(path string) error {
 	return nil
 }
 
+// Loaded returns the path of the library Init loaded, if any.
+func Loaded() (string, bool) {
+	initMu.Lock()
+	defer initMu.Unlock()
+	return initPath, initPath != ""
+}
+
 // Session is one model loaded into ONNX Runtime with its input and output
 // buffers, allocated once at Open and reused by every Run. It is not safe
 // for concurrent use: one goroutine fills the inputs, runs and reads the
@@ -136,7 +143,19 @@ func sessionOptions(opts SessionOptions) (*ort.SessionOptions, error) {
 			return nil, fmt.Errorf("setting intra-op threads: %w", err)
 		}
 	}
-	level := ort.GraphOptimizationLevel(ort.GraphOptimizationLevelEnableAll)
+	var level ort.GraphOptimizationLevel
+	switch opts.GraphOptimization {
+	case "", "all":
+		level = ort.GraphOptimizationLevelEnableAll
+	case "extended":
+		level = ort.GraphOptimizationLevelEnableExtended
+	case "basic":
+		level = ort.GraphOptimizationLevelEnableBasic
+	case "off":
+		level = ort.GraphOptimizationLevelDisableAll
+	default:
+		return nil, fmt.Errorf("graph optimisation %q: must be all, extended, basic or off", opts.GraphOptimization)
+	}
 	if opts.DisableGraphOptimization {
 		level = ort.GraphOptimizationLevelDisableAll
 	}

@@ -37,3 +37,6 @@ func (s *Session) Run() error { return ErrNoCgo }
 
 // Close does nothing.
 func (s *Session) Close() error { return nil }
+
+// Loaded reports that no library is loaded: builds without cgo cannot.
+func Loaded() (string, bool) { return "", false }

@@ -39,6 +39,9 @@ type SessionOptions struct {
 	// off (it is on at the highest level by default; a bool whose zero
 	// value is "on" keeps the zero SessionOptions the right default).
 	DisableGraphOptimization bool
+	// GraphOptimization is ONNX Runtime's optimisation level: "all" (the
+	// default when empty), "extended", "basic" or "off".
+	GraphOptimization string
 	// BatchSize replaces a symbolic leading dimension of the model's
 	// inputs and outputs. It defaults to 1. Models with a fixed batch
 	// dimension ignore it.
