@@ -74,6 +74,9 @@ type Runtime struct {
 	// Threads is ONNX Runtime's intra-op thread count. It defaults to 0:
 	// chosen by the runtime.
 	Threads int `yaml:"threads" json:"threads"`
+	// GraphOptimization is ONNX Runtime's graph optimisation level: all,
+	// extended, basic or off. It defaults to "all".
+	GraphOptimization string `yaml:"graph_optimization" json:"graph_optimization"`
 }
 
 // Model is one model bundle the server loads.
@@ -82,8 +85,17 @@ type Model struct {
 	// [A-Za-z0-9_.-], at most 64 characters.
 	Name string `yaml:"name" json:"name"`
 	// Bundle is the path of the bundle folder (model.yaml and one ONNX file
-	// per variant). Required.
+	// per variant), of a model's folder in a registry (its active version
+	// is used), or of a plain ONNX file (then Family is required). Required.
 	Bundle string `yaml:"bundle" json:"bundle"`
+	// Family names the output decoder of a plain ONNX file: yolox,
+	// fastestdet, nanodet, ultraface, bodypix, selfie, embedding or
+	// centernet. Bundles say it in model.yaml. It defaults to "".
+	Family string `yaml:"family,omitempty" json:"family,omitempty"`
+	// Variant forces a variant (fp32, int8, fp16) instead of choosing the
+	// fastest within max_accuracy_loss by measurement at load. It defaults
+	// to "": measure and choose.
+	Variant string `yaml:"variant,omitempty" json:"variant,omitempty"`
 	// Device overrides runtime.device for this model. It defaults to "":
 	// runtime.device.
 	Device string `yaml:"device" json:"device"`
@@ -100,8 +112,10 @@ type Model struct {
 type Batching struct {
 	// MaxBatch is the most frames run in one model call. It defaults to 8.
 	MaxBatch int `yaml:"max_batch" json:"max_batch"`
-	// MaxWait is how long a batch waits to fill after its first frame;
-	// 0 runs whatever is queued at once. It defaults to 10ms.
+	// MaxWait is how long a batch waits to fill after its first frame. A
+	// batch never waits for more frames than there are active streams.
+	// It defaults to 0: derived from the streams' rates (a fifth of the
+	// time between a stream's frames, at most 20ms).
 	MaxWait Duration `yaml:"max_wait" json:"max_wait"`
 }
 
@@ -339,8 +353,8 @@ func (c *Config) ApplyDefaults() {
 	for i := range c.Models {
 		c.Models[i].applyDefaults()
 	}
+	setDefault(&c.Runtime.GraphOptimization, "all")
 	setDefault(&c.Batching.MaxBatch, 8)
-	setDefault(&c.Batching.MaxWait, Duration(10*time.Millisecond))
 	t := &c.Tracker
 	if t.Enabled == nil {
 		t.Enabled = ptr(true)

@@ -27,8 +27,8 @@ func TestParseEmptyGivesDefaults(t *testing.T) {
 		Listen:          "127.0.0.1:8080",
 		ShutdownTimeout: Duration(10 * time.Second),
 		Log:             Log{Level: "info", Format: "text"},
-		Runtime:         Runtime{Device: "cpu"},
-		Batching:        Batching{MaxBatch: 8, MaxWait: Duration(10 * time.Millisecond)},
+		Runtime:         Runtime{Device: "cpu", GraphOptimization: "all"},
+		Batching:        Batching{MaxBatch: 8},
 		Tracker: Tracker{
 			Enabled: ptr(true), Mode: "deepsort", MaxAge: 30, NInit: 3, MaxIoUDistance: 0.7,
 			MaxCosineDistance: 0.2, NNBudget: 100, LowScoreThreshold: 0.1,
@@ -185,6 +185,8 @@ streams:
 		{"runtime.threads", `runtime: {threads: -1}`, []string{"runtime.threads: must be >= 0, got -1"}},
 		{"model name required", `models: [{bundle: b}]`, []string{"models[0].name: required"}},
 		{"model bundle required", `models: [{name: a}]`, []string{"models[0].bundle: required"}},
+		{"model onnx needs family", `models: [{name: a, bundle: a/b.onnx}]`, []string{"models[0].family: required for a plain ONNX file"}},
+		{"model variant", `models: [{name: a, bundle: b, variant: int4}]`, []string{`models[0].variant: must be`}},
 		{"model duplicate", twoModels + `  - {name: a, bundle: c}`, []string{`models[2].name: duplicate of models[0].name "a"`}},
 		{"model device", `models: [{name: a, bundle: b, device: "tpu:0"}]`, []string{`models[0].device: must be cpu, purego, cuda:N or tensorrt:N, got "tpu:0"`}},
 		{"model max_accuracy_loss", `models: [{name: a, bundle: b, max_accuracy_loss: 2}]`, []string{"models[0].max_accuracy_loss: must be between 0 and 1, got 2"}},
@@ -482,7 +484,7 @@ func TestRoundTrip(t *testing.T) {
 func TestJSONKeysAreSnakeCase(t *testing.T) {
 	js, err := json.Marshal(Default())
 	require.NoError(t, err)
-	for _, k := range []string{`"shutdown_timeout":"10s"`, `"max_wait":"10ms"`, `"hard_frames":`, `"infer_fps":5`,
+	for _, k := range []string{`"shutdown_timeout":"10s"`, `"max_wait":"0s"`, `"hard_frames":`, `"infer_fps":5`,
 		`"ort_library":""`, `"max_iou_distance":0.7`, `"spool_max_mb":1024`, `"max_size_mb":100`} {
 		require.Contains(t, string(js), k)
 	}

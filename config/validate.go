@@ -54,6 +54,7 @@ func (c *Config) Validate() error {
 	checkOneOf(&p, "log.level", c.Log.Level, logLevels)
 	checkOneOf(&p, "log.format", c.Log.Format, logFormats)
 	checkDevice(&p, "runtime.device", c.Runtime.Device)
+	checkOneOf(&p, "runtime.graph_optimization", c.Runtime.GraphOptimization, []string{"all", "extended", "basic", "off"})
 	if c.Runtime.Threads < 0 {
 		p.addf("runtime.threads", "must be >= 0, got %d", c.Runtime.Threads)
 	}
@@ -72,6 +73,10 @@ func (c *Config) Validate() error {
 		if m.Bundle == "" {
 			p.add(path+".bundle", "required")
 		}
+		if strings.HasSuffix(strings.ToLower(m.Bundle), ".onnx") && m.Family == "" {
+			p.add(path+".family", "required for a plain ONNX file")
+		}
+		checkOneOf(&p, path+".variant", m.Variant, []string{"", "fp32", "fp16", "int8"})
 		if m.Device != "" {
 			checkDevice(&p, path+".device", m.Device)
 		}

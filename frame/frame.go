@@ -257,3 +257,13 @@ type Result struct {
 	Detections   []Detection
 	Tracks       []Track
 }
+
+// Share returns a new Frame over the same pixels and metadata, with no
+// pool: its Release does nothing, and f must stay alive while it is used.
+// Benchmarks and tests use it to present one picture as several streams.
+func (f *Frame) Share() *Frame {
+	return &Frame{
+		StreamID: f.StreamID, Seq: f.Seq, PTS: f.PTS, Arrival: f.Arrival, KeyFrame: f.KeyFrame,
+		Width: f.Width, Height: f.Height, Format: f.Format, Planes: f.Planes, Strides: f.Strides,
+	}
+}

@@ -23,10 +23,11 @@ import (
 	"github.com/vigil-video/vigil/frame"
 )
 
-// Analyzer fills a result's detections for one frame. It is called from the
+// Analyzer fills a result's detections for one frame by running the named
+// models (the stream's, from its config). It is called from the
 // stream's analyze goroutine, possibly for several streams at once.
 type Analyzer interface {
-	Analyze(ctx context.Context, f *frame.Frame, r *frame.Result) error
+	Analyze(ctx context.Context, models []string, f *frame.Frame, r *frame.Result) error
 }
 
 // Options configure a Pipeline.
@@ -255,10 +256,21 @@ func (p *Pipeline) do(ctx context.Context, cmd func(intake, work context.Context
 	return nil
 }
 
+// SetModels replaces the model names streams may refer to, after a
+// config reload changed the models.
+func (p *Pipeline) SetModels(names []string) {
+	p.mu.Lock()
+	p.opts.Models = slices.Clone(names)
+	p.mu.Unlock()
+}
+
 // Add validates cfg and starts the stream.
 func (p *Pipeline) Add(ctx context.Context, cfg config.Stream) error {
 	cfg.ApplyDefaults()
-	if err := cfg.Validate("stream", p.opts.Models); err != nil {
+	p.mu.RLock()
+	models := p.opts.Models
+	p.mu.RUnlock()
+	if err := cfg.Validate("stream", models); err != nil {
 		return err
 	}
 	var err error
@@ -338,9 +350,9 @@ func (p *Pipeline) snapshotStreams() []*stream {
 	return out
 }
 
-func (p *Pipeline) analyze(ctx context.Context, f *frame.Frame, r *frame.Result) error {
+func (p *Pipeline) analyze(ctx context.Context, models []string, f *frame.Frame, r *frame.Result) error {
 	if p.opts.Analyzer == nil {
 		return nil
 	}
-	return p.opts.Analyzer.Analyze(ctx, f, r)
+	return p.opts.Analyzer.Analyze(ctx, models, f, r)
 }

@@ -138,7 +138,7 @@ func TestOfflineSourceErrorIsReturned(t *testing.T) {
 
 type slowAnalyzer struct{ d time.Duration }
 
-func (a slowAnalyzer) Analyze(ctx context.Context, f *frame.Frame, r *frame.Result) error {
+func (a slowAnalyzer) Analyze(ctx context.Context, _ []string, f *frame.Frame, r *frame.Result) error {
 	select {
 	case <-time.After(a.d):
 	case <-ctx.Done():

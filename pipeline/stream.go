@@ -452,7 +452,7 @@ func (s *stream) analyzeLoop(ctx context.Context, slot *frameQueue) error {
 			StreamID: f.StreamID, Seq: f.Seq, PTS: f.PTS, Captured: f.Arrival,
 			Width: f.Width, Height: f.Height,
 		}
-		err := s.p.analyze(ctx, f, res)
+		err := s.p.analyze(ctx, s.cfg.Models, f, res)
 		f.Release()
 		if err != nil {
 			return fmt.Errorf("analyzing frame %d of %s: %w", res.Seq, s.cfg.ID, err)

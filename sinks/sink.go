@@ -24,7 +24,7 @@ type Sink interface {
 
 // SchemaVersion is the version of the JSON result message. It changes when a
 // field changes meaning or goes away; added fields do not change it.
-const SchemaVersion = "1"
+const SchemaVersion = "2"
 
 // Message is the JSON form of one analysed frame, shared by the JSONL and
 // Kafka sinks.
@@ -42,14 +42,24 @@ type Message struct {
 }
 
 // MessageDetection is one detection inside a Message. Box is [x1, y1, x2, y2]
-// in source pixels; Keypoints are [x, y, score] triples.
+// in source pixels; Keypoints are [x, y, score] triples; Mask is COCO RLE
+// over the whole frame; Embedding is an L2-normalised re-ID vector.
 type MessageDetection struct {
 	Box       [4]float32   `json:"box"`
-	Class     int          `json:"class"`
+	Class     int          `json:"class_id"`
 	Label     string       `json:"label,omitempty"`
 	Score     float32      `json:"score"`
 	TrackID   uint64       `json:"track_id,omitempty"`
 	Keypoints [][3]float32 `json:"keypoints,omitempty"`
+	Mask      *MessageMask `json:"mask,omitempty"`
+	Embedding []float32    `json:"embedding,omitempty"`
+}
+
+// MessageMask is a mask in COCO's compressed RLE form, as pycocotools
+// writes it: size is [height, width], counts the compressed string.
+type MessageMask struct {
+	Size   [2]int `json:"size"`
+	Counts string `json:"counts"`
 }
 
 // NewMessage converts a result to its JSON form.
@@ -68,11 +78,15 @@ func NewMessage(r *frame.Result) Message {
 	}
 	for i, d := range r.Detections {
 		md := MessageDetection{
-			Box:     [4]float32{d.Box.X1, d.Box.Y1, d.Box.X2, d.Box.Y2},
-			Class:   d.Class,
-			Label:   d.Label,
-			Score:   d.Score,
-			TrackID: d.TrackID,
+			Box:       [4]float32{d.Box.X1, d.Box.Y1, d.Box.X2, d.Box.Y2},
+			Class:     d.Class,
+			Label:     d.Label,
+			Score:     d.Score,
+			TrackID:   d.TrackID,
+			Embedding: d.Embedding,
+		}
+		if d.Mask != nil {
+			md.Mask = &MessageMask{Size: [2]int{d.Mask.Height, d.Mask.Width}, Counts: d.Mask.COCOString()}
 		}
 		if len(d.Keypoints) > 0 {
 			md.Keypoints = make([][3]float32, len(d.Keypoints))

@@ -27,6 +27,22 @@ func TestMessageRoundTrip(t *testing.T) {
 	require.Equal(t, [4]float32{1, 2, 3, 4}, m.Detections[0].Box)
 	require.Contains(t, string(b), `"detections":[{`)
 
+	require.Contains(t, string(b), `"class_id":2,"label":"car"`)
+
+	// Masks travel as COCO compressed RLE, embeddings as they are.
+	mask := frame.EncodeMask([]byte{0, 1, 1, 0, 1, 1}, 3, 2)
+	r.Detections[0].Mask = &mask
+	r.Detections[0].Embedding = []float32{0.6, 0.8}
+	b, err = AppendJSON(nil, r)
+	require.NoError(t, err)
+	m = Message{}
+	require.NoError(t, json.Unmarshal(b, &m))
+	require.Equal(t, [2]int{2, 3}, m.Detections[0].Mask.Size, "size is [height, width]")
+	back, err := frame.MaskFromCOCOString(m.Detections[0].Mask.Counts, 3, 2)
+	require.NoError(t, err)
+	require.Equal(t, mask.Counts, back.Counts)
+	require.Equal(t, []float32{0.6, 0.8}, m.Detections[0].Embedding)
+
 	b, err = AppendJSON(nil, &frame.Result{StreamID: "empty"})
 	require.NoError(t, err)
 	require.Contains(t, string(b), `"detections":[]`, "no detections is an empty array, not null")

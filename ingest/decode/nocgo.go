@@ -51,3 +51,8 @@ func (d *Demuxer) Close() error { return nil }
 func DecodeFile(ctx context.Context, path string, threads int) (Result, error) {
 	return Result{}, ErrNeedsCgo
 }
+
+// ReadFrames returns ErrNeedsCgo in builds without cgo.
+func ReadFrames(path string, positions ...int) ([]*frame.Frame, error) {
+	return nil, ErrNeedsCgo
+}
