@@ -1,0 +1,309 @@
+package inference
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vigil-video/vigil/frame"
+	"github.com/vigil-video/vigil/inference/decoders"
+	"github.com/vigil-video/vigil/inference/prep"
+)
+
+// ErrModelClosed is returned for requests to a model that was closed.
+var ErrModelClosed = errors.New("model closed")
+
+// Infer runs the model on frame f and returns its detections in source
+// pixels. It blocks until the result is ready; ctx only bounds the wait
+// for a place in the queue, since the batcher may be reading f.
+func (m *Model) Infer(ctx context.Context, f *frame.Frame) ([]frame.Detection, error) {
+	r := &request{f: f, done: make(chan struct{})}
+	if err := m.submit(ctx, r); err != nil {
+		return nil, err
+	}
+	<-r.done
+	return r.dets, r.err
+}
+
+// InferCrops runs the model on each box of frame f (an embedder on the
+// detections of a detector) and returns one result per box, in order.
+func (m *Model) InferCrops(ctx context.Context, f *frame.Frame, boxes []frame.Box) ([][]frame.Detection, error) {
+	rs := make([]*request, len(boxes))
+	for i, b := range boxes {
+		rs[i] = &request{f: f, crop: b, isCrop: true}
+	}
+	return m.inferAll(ctx, rs)
+}
+
+// InferFrames runs the model on several frames, which batch together, and
+// returns one result per frame, in order.
+func (m *Model) InferFrames(ctx context.Context, fs []*frame.Frame) ([][]frame.Detection, error) {
+	rs := make([]*request, len(fs))
+	for i, f := range fs {
+		rs[i] = &request{f: f}
+	}
+	return m.inferAll(ctx, rs)
+}
+
+func (m *Model) inferAll(ctx context.Context, rs []*request) ([][]frame.Detection, error) {
+	var err error
+	n := 0
+	for _, r := range rs {
+		r.done = make(chan struct{})
+		if err = m.submit(ctx, r); err != nil {
+			break
+		}
+		n++
+	}
+	out := make([][]frame.Detection, len(rs))
+	for i, r := range rs[:n] {
+		<-r.done
+		out[i] = r.dets
+		if r.err != nil && err == nil {
+			err = r.err
+		}
+	}
+	return out, err
+}
+
+func (m *Model) submit(ctx context.Context, r *request) error {
+	r.enq = time.Now()
+	select {
+	case <-m.done:
+		return fmt.Errorf("running %s: %w", m.opts.Name, ErrModelClosed)
+	default:
+	}
+	select {
+	case m.requests <- r:
+		return nil
+	case <-m.done:
+		return fmt.Errorf("running %s: %w", m.opts.Name, ErrModelClosed)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Status describes the model for the API.
+func (m *Model) Status() ModelStatus { return m.status }
+
+// Bundle returns the bundle the model was loaded from.
+func (m *Model) Bundle() *Bundle { return m.bundle }
+
+// Variant returns the variant being served.
+func (m *Model) Variant() Variant { return m.variant }
+
+// Close stops the batcher, answers queued requests with ErrModelClosed,
+// and releases the runners. It waits for a batch in flight to finish.
+func (m *Model) Close() error {
+	m.closeOnce.Do(func() { m.stop() })
+	<-m.done
+	return nil
+}
+
+func (m *Model) closeRunners() {
+	for k, r := range m.runners {
+		r.Close()
+		delete(m.runners, k)
+	}
+}
+
+// run is the batcher goroutine.
+func (m *Model) run(ctx context.Context) {
+	defer close(m.done)
+	defer m.closeRunners()
+	maxB := m.maxBatch()
+	batch := make([]*request, 0, maxB)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		var first *request
+		select {
+		case <-ctx.Done():
+			m.drain()
+			return
+		case first = <-m.requests:
+		}
+		batch = append(batch[:0], first)
+		m.seen(first)
+	queued:
+		for len(batch) < maxB {
+			select {
+			case r := <-m.requests:
+				batch = append(batch, r)
+				m.seen(r)
+			default:
+				break queued
+			}
+		}
+		if want := min(maxB, m.activeStreams()); len(batch) < want {
+			timer.Reset(m.wait())
+		collect:
+			for len(batch) < want {
+				select {
+				case r := <-m.requests:
+					batch = append(batch, r)
+					m.seen(r)
+				case <-timer.C:
+					break collect
+				case <-ctx.Done():
+					break collect
+				}
+			}
+			timer.Stop()
+		}
+		if m.fixed {
+			for _, r := range batch {
+				m.process([]*request{r})
+			}
+		} else {
+			m.process(batch)
+		}
+	}
+}
+
+// drain answers every queued request after the model is closed.
+func (m *Model) drain() {
+	for {
+		select {
+		case r := <-m.requests:
+			r.err = fmt.Errorf("running %s: %w", m.opts.Name, ErrModelClosed)
+			close(r.done)
+		default:
+			return
+		}
+	}
+}
+
+// seen notes a whole-frame request's stream, to know how many streams
+// feed the model and how often.
+func (m *Model) seen(r *request) {
+	if r.isCrop {
+		return
+	}
+	id := r.f.StreamID
+	if last, ok := m.lastSeen[id]; ok {
+		d := r.enq.Sub(last)
+		if m.interval == 0 {
+			m.interval = d
+		} else {
+			m.interval += (d - m.interval) / 8
+		}
+	}
+	m.lastSeen[id] = r.enq
+}
+
+// activeStreams counts the streams that sent a frame in the last two
+// seconds: a batch waits for at most one frame from each.
+func (m *Model) activeStreams() int {
+	n := 0
+	now := time.Now()
+	for id, t := range m.lastSeen {
+		if now.Sub(t) > 2*time.Second {
+			delete(m.lastSeen, id)
+			continue
+		}
+		n++
+	}
+	return n
+}
+
+// wait is how long a batch waits to fill: MaxWait when configured, else a
+// fifth of the typical time between frames (derived from the streams'
+// rates), at most 20ms.
+func (m *Model) wait() time.Duration {
+	if m.opts.MaxWait > 0 {
+		return m.opts.MaxWait
+	}
+	if m.interval <= 0 {
+		return 5 * time.Millisecond
+	}
+	return min(m.interval/5, 20*time.Millisecond)
+}
+
+// runner returns a runner for batches of n requests: the smallest power
+// of two at least n (capped at the model's largest batch), opened on
+// first use.
+func (m *Model) runner(n int) (Runner, int, error) {
+	size := 1
+	for size < n {
+		size *= 2
+	}
+	size = min(size, m.maxBatch())
+	if r, ok := m.runners[size]; ok {
+		return r, size, nil
+	}
+	r, err := OpenRunner(m.bundle.Path(m.variant), RunnerOptions{Device: m.opts.Device, BatchSize: size, InputShapes: m.shapes(size)})
+	if err != nil {
+		return nil, 0, fmt.Errorf("opening batch-%d runner: %w", size, err)
+	}
+	m.runners[size] = r
+	return r, size, nil
+}
+
+// process pre-processes, runs and decodes one batch and answers its
+// requests.
+func (m *Model) process(batch []*request) {
+	defer func() {
+		for _, r := range batch {
+			close(r.done)
+		}
+	}()
+	start := time.Now()
+	for _, r := range batch {
+		m.m.queueWait.Observe(start.Sub(r.enq).Seconds())
+	}
+	m.m.batchSize.Observe(float64(len(batch)))
+	fail := func(err error) {
+		m.m.errors.Add(float64(len(batch)))
+		for _, r := range batch {
+			if r.err == nil {
+				r.err = fmt.Errorf("running %s: %w", m.opts.Name, err)
+			}
+		}
+	}
+	rn, _, err := m.runner(len(batch))
+	if err != nil {
+		fail(err)
+		return
+	}
+	in := rn.Input(0)
+	per := len(in) / max(int(rn.Inputs()[0].Shape[0]), 1)
+	tfs := make([]prep.Transform, len(batch))
+	for i, r := range batch {
+		dst := in[i*per : (i+1)*per]
+		if r.isCrop {
+			tfs[i], r.err = m.prep.FillCrop(dst, r.f, r.crop, m.spec)
+		} else {
+			tfs[i], r.err = m.prep.Fill(dst, r.f, m.spec)
+		}
+		if r.err != nil {
+			r.err = fmt.Errorf("preparing frame %d of %s for %s: %w", r.f.Seq, r.f.StreamID, m.opts.Name, r.err)
+			m.m.errors.Inc()
+		}
+	}
+	ran := time.Now()
+	m.m.duration.WithLabelValues(stagePrep).Observe(ran.Sub(start).Seconds())
+	if err := rn.Run(); err != nil {
+		fail(err)
+		return
+	}
+	decoded := time.Now()
+	m.m.duration.WithLabelValues(stageRun).Observe(decoded.Sub(ran).Seconds())
+	for j, o := range rn.Outputs() {
+		m.outs[j] = decoders.Tensor{Name: o.Name, Shape: o.Shape, Data: rn.Output(j)}
+	}
+	for i, r := range batch {
+		if r.err != nil {
+			continue
+		}
+		r.dets, r.err = m.dec.Decode(nil, m.outs, i, tfs[i])
+		if r.err != nil {
+			r.err = fmt.Errorf("decoding frame %d of %s from %s: %w", r.f.Seq, r.f.StreamID, m.opts.Name, r.err)
+			m.m.errors.Inc()
+			continue
+		}
+		m.m.frames.Inc()
+	}
+	m.m.duration.WithLabelValues(stageDecode).Observe(time.Since(decoded).Seconds())
+}

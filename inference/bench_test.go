@@ -1,0 +1,57 @@
+package inference
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/vigil-video/vigil/inference/ort"
+	"github.com/vigil-video/vigil/internal/shareddata"
+)
+
+// BenchmarkInferVsORT times Vigil's end-to-end inference of frame 300 with
+// yolox_nano_416 (pre-processing from YUV, the batcher, the run, decoding
+// and NMS) against a bare ONNX Runtime session running the same tensor, on
+// one thread each, alternating so both see the same machine load. It
+// reports the ratio as x_ort (the target is at most 1.15).
+func BenchmarkInferVsORT(b *testing.B) {
+	needORT(b)
+	f := frame300(b)
+	path := shareddata.Path(b, "models/yolox_nano_416.onnx")
+	bu, err := FromONNX(path, "yolox")
+	if err != nil {
+		b.Fatal(err)
+	}
+	dev, _ := ParseDevice("cpu", 1)
+	m, err := LoadModel(bu, ModelOptions{Name: "det", Device: dev, MaxBatch: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	s, err := ort.Open(path, ort.SessionOptions{IntraOpThreads: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := m.prep.Fill(s.Input(0), f, m.spec); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	var vigil, bare time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		t0 := time.Now()
+		if _, err := m.Infer(ctx, f); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if err := s.Run(); err != nil {
+			b.Fatal(err)
+		}
+		vigil += t1.Sub(t0)
+		bare += time.Since(t1)
+	}
+	b.ReportMetric(float64(vigil.Microseconds())/1000/float64(b.N), "vigil_ms")
+	b.ReportMetric(float64(bare.Microseconds())/1000/float64(b.N), "ort_ms")
+	b.ReportMetric(float64(vigil)/float64(bare), "x_ort")
+}

@@ -1,0 +1,350 @@
+package inference
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-video/vigil/config"
+	"github.com/vigil-video/vigil/frame"
+	"github.com/vigil-video/vigil/inference/ort"
+)
+
+// EngineOptions configure an Engine.
+type EngineOptions struct {
+	Runtime  config.Runtime
+	Batching config.Batching
+	// Registerer receives the inference metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+}
+
+// Engine holds the loaded models and runs a stream's models on its frames
+// (it is the pipeline's Analyzer). Loading, replacing and closing models
+// are safe while streams analyse: a replaced model keeps serving until its
+// successor has loaded and warmed up.
+type Engine struct {
+	opts    EngineOptions
+	log     *slog.Logger
+	metrics *metrics
+
+	ortOnce sync.Once
+	ortErr  error
+
+	mu     sync.RWMutex
+	models map[string]*Model
+	errLog map[string]time.Time // last logged error per model, to log at most once a second
+}
+
+// NewEngine makes an Engine with no models.
+func NewEngine(o EngineOptions) *Engine {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Engine{opts: o, log: o.Logger, metrics: newMetrics(o.Registerer), models: map[string]*Model{}, errLog: map[string]time.Time{}}
+}
+
+// initORT loads ONNX Runtime once; its error says where it looked.
+func (e *Engine) initORT() error {
+	e.ortOnce.Do(func() {
+		path, err := ort.FindLibrary(e.opts.Runtime.ORTLibrary)
+		if err == nil {
+			err = ort.Init(path)
+		}
+		if err != nil {
+			e.mu.Lock()
+			e.ortErr = err
+			e.mu.Unlock()
+			e.log.Warn("ONNX Runtime unavailable: models run on the pure-Go runtime where they can "+
+				"(install the library with scripts/install-ort.sh, or set runtime.ort_library or VIGIL_ORT_LIB)", "error", err)
+		}
+	})
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.ortErr
+}
+
+// device resolves a model's device profile, falling back from cpu to
+// purego when ONNX Runtime is missing.
+func (e *Engine) device(name string) (Device, error) {
+	if name == "" {
+		name = e.opts.Runtime.Device
+	}
+	d, err := ParseDevice(name, e.opts.Runtime.Threads)
+	if err != nil {
+		return Device{}, err
+	}
+	d.GraphOptimization = e.opts.Runtime.GraphOptimization
+	if d.Runtime == RuntimeORT {
+		if err := e.initORT(); err != nil {
+			if d.GPU() {
+				return Device{}, fmt.Errorf("device %s needs ONNX Runtime: %w", name, err)
+			}
+			d.Runtime, d.Provider = RuntimePureGo, ""
+		}
+	}
+	return d, nil
+}
+
+// Load loads (or reloads) the configured model and serves it under its
+// name. On failure the model it would replace keeps serving, and the
+// failure is counted in vigil_inference_model_load_errors_total.
+func (e *Engine) Load(cfg config.Model) error {
+	err := e.load(cfg)
+	if err != nil {
+		e.metrics.loadErrs.WithLabelValues(cfg.Name).Inc()
+	}
+	return err
+}
+
+func (e *Engine) load(cfg config.Model) error {
+	b, err := OpenBundle(cfg.Bundle, cfg.Family)
+	if err != nil {
+		return fmt.Errorf("models: %s: %w", cfg.Name, err)
+	}
+	d, err := e.device(cfg.Device)
+	if err != nil {
+		return fmt.Errorf("models: %s: %w", cfg.Name, err)
+	}
+	m, err := LoadModel(b, ModelOptions{
+		Name: cfg.Name, Device: d, Variant: cfg.Variant, MaxAccuracyLoss: cfg.MaxAccuracyLoss,
+		ScoreThreshold: float32(cfg.ScoreThreshold),
+		MaxBatch:       e.opts.Batching.MaxBatch, MaxWait: time.Duration(e.opts.Batching.MaxWait),
+		Logger: e.log, metrics: e.metrics,
+	})
+	if err != nil {
+		return fmt.Errorf("models: %w", err)
+	}
+	e.mu.Lock()
+	old := e.models[cfg.Name]
+	e.models[cfg.Name] = m
+	e.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	return nil
+}
+
+// Unload stops serving model name.
+func (e *Engine) Unload(name string) {
+	e.mu.Lock()
+	m := e.models[name]
+	delete(e.models, name)
+	e.mu.Unlock()
+	if m != nil {
+		m.Close()
+		e.metrics.deleteModel(name)
+		e.metrics.loadErrs.DeleteLabelValues(name)
+	}
+}
+
+// Model returns the model served under name.
+func (e *Engine) Model(name string) (*Model, bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	m, ok := e.models[name]
+	return m, ok
+}
+
+// Status describes every loaded model, by name.
+func (e *Engine) Status() []ModelStatus {
+	e.mu.RLock()
+	out := make([]ModelStatus, 0, len(e.models))
+	for _, m := range e.models {
+		out = append(out, m.Status())
+	}
+	e.mu.RUnlock()
+	slices.SortFunc(out, func(a, b ModelStatus) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Close unloads every model.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	ms := e.models
+	e.models = map[string]*Model{}
+	e.mu.Unlock()
+	for _, m := range ms {
+		m.Close()
+	}
+	return nil
+}
+
+// Analyze runs the named models on f and fills r: detectors and keypoint
+// models add their detections; embedders and segmenters then run on each
+// person a detector found (see perPerson), or on the whole frame when
+// there is no detector. A model that fails on this frame is counted and logged at
+// most once a second and adds nothing; only a cancelled ctx is an error.
+func (e *Engine) Analyze(ctx context.Context, models []string, f *frame.Frame, r *frame.Result) error {
+	var (
+		perPerson []*Model // embedders and segmenters, run after the others
+		detected  []int    // indices of r.Detections that come from detectors
+	)
+	for _, name := range models {
+		m, ok := e.Model(name)
+		if !ok {
+			e.logError(name, fmt.Errorf("model %s is not loaded", name))
+			continue
+		}
+		if m.bundle.Task == TaskEmbed || m.bundle.Task == TaskSegment {
+			perPerson = append(perPerson, m)
+			continue
+		}
+		dets, err := m.Infer(ctx, f)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			e.logError(name, err)
+			continue
+		}
+		if r.Model == "" && m.bundle.Task == TaskDetect {
+			r.Model, r.ModelVersion = m.bundle.Name, fmt.Sprintf("%d/%s", m.bundle.Version, m.variant.Name)
+		}
+		if m.bundle.Task == TaskDetect {
+			for i := range dets {
+				detected = append(detected, len(r.Detections)+i)
+			}
+		}
+		r.Detections = append(r.Detections, dets...)
+	}
+	for _, m := range perPerson {
+		if err := e.perPerson(ctx, m, f, r, detected); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			e.logError(m.opts.Name, err)
+		}
+	}
+	return nil
+}
+
+// perPerson runs an embedder or a segmenter on each person among
+// r.Detections[i] for i in detected: an embedder on the person's box sets
+// its embedding; a segmenter on a region around the person of the
+// model's aspect ratio sets its mask (an instance mask from a semantic
+// segmenter). An embedder with no detector before it embeds the whole
+// frame as one detection.
+func (e *Engine) perPerson(ctx context.Context, m *Model, f *frame.Frame, r *frame.Result, detected []int) error {
+	if len(detected) == 0 {
+		out, err := m.Infer(ctx, f)
+		if err != nil {
+			return err
+		}
+		r.Detections = append(r.Detections, out...)
+		return nil
+	}
+	segment := m.bundle.Task == TaskSegment
+	var (
+		idx   []int
+		boxes []frame.Box
+	)
+	for _, i := range detected {
+		d := r.Detections[i]
+		if d.Label != "person" || d.Box.W() < 2 || d.Box.H() < 2 {
+			continue
+		}
+		idx = append(idx, i)
+		if segment {
+			boxes = append(boxes, around(d.Box, float32(m.spec.Width)/float32(m.spec.Height), f.Width, f.Height))
+		} else {
+			boxes = append(boxes, d.Box)
+		}
+	}
+	if len(boxes) == 0 {
+		return nil
+	}
+	outs, err := m.InferCrops(ctx, f, boxes)
+	for k, o := range outs {
+		if len(o) == 0 {
+			continue
+		}
+		d := &r.Detections[idx[k]]
+		if segment {
+			d.Mask = o[0].Mask
+		} else {
+			d.Embedding = o[0].Embedding
+		}
+	}
+	return err
+}
+
+// around returns a box of the given aspect ratio (width/height) centred
+// on b that holds b with a margin, clipped to the w x h frame.
+func around(b frame.Box, aspect float32, w, h int) frame.Box {
+	cx, cy := (b.X1+b.X2)/2, (b.Y1+b.Y2)/2
+	bw, bh := b.W()*1.2, b.H()*1.2
+	if bw/bh < aspect {
+		bw = bh * aspect
+	} else {
+		bh = bw / aspect
+	}
+	return frame.Box{
+		X1: max(0, cx-bw/2), Y1: max(0, cy-bh/2),
+		X2: min(float32(w), cx+bw/2), Y2: min(float32(h), cy+bh/2),
+	}
+}
+
+func (e *Engine) logError(model string, err error) {
+	e.mu.Lock()
+	last := e.errLog[model]
+	now := time.Now()
+	logIt := now.Sub(last) >= time.Second
+	if logIt {
+		e.errLog[model] = now
+	}
+	e.mu.Unlock()
+	if logIt {
+		e.log.Warn("inference failed", "model", model, "error", err)
+	}
+}
+
+// ModelsReport is the JSON body of GET /api/models.
+type ModelsReport struct {
+	// CPUFeatures are the instruction-set extensions the variant choice
+	// considers.
+	CPUFeatures []string `json:"cpu_features"`
+	// ONNXRuntime is "loaded", or why it is not.
+	ONNXRuntime string        `json:"onnxruntime"`
+	Models      []ModelStatus `json:"models"`
+}
+
+// Report describes the engine and its models.
+func (e *Engine) Report() ModelsReport {
+	rep := ModelsReport{CPUFeatures: CPUFeatures(), ONNXRuntime: "not needed yet", Models: e.Status()}
+	if rep.CPUFeatures == nil {
+		rep.CPUFeatures = []string{}
+	}
+	if path, ok := ort.Loaded(); ok {
+		rep.ONNXRuntime = "loaded from " + path
+	} else {
+		e.mu.RLock()
+		if e.ortErr != nil {
+			rep.ONNXRuntime = e.ortErr.Error()
+		}
+		e.mu.RUnlock()
+	}
+	return rep
+}
+
+// ServeHTTP serves GET /api/models: the engine's Report as JSON, with
+// each variant's measured time and the one serving.
+func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(e.Report())
+}

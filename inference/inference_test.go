@@ -1,0 +1,241 @@
+package inference
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/vigil-video/vigil/config"
+	"github.com/vigil-video/vigil/frame"
+	"github.com/vigil-video/vigil/inference/ort"
+	"github.com/vigil-video/vigil/ingest/decode"
+	"github.com/vigil-video/vigil/internal/shareddata"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// needORT skips (or fails under VIGIL_REQUIRE_SHARED=1) without ONNX Runtime.
+func needORT(tb testing.TB) {
+	tb.Helper()
+	path, err := ort.FindLibrary("")
+	if err == nil {
+		err = ort.Init(path)
+	}
+	if err != nil {
+		if shareddata.Required() {
+			tb.Fatalf("ONNX Runtime: %v", err)
+		}
+		tb.Skipf("ONNX Runtime: %v", err)
+	}
+}
+
+// frame300 returns frame 300 of the reference clip (768x576 yuv420p).
+func frame300(tb testing.TB) *frame.Frame {
+	tb.Helper()
+	fs, err := decode.ReadFrames(shareddata.Path(tb, "video/vtest_h264.mp4"), 300)
+	require.NoError(tb, err)
+	tb.Cleanup(func() { fs[0].Release() })
+	return fs[0]
+}
+
+func count(dets []frame.Detection) map[string]int {
+	c := map[string]int{}
+	for _, d := range dets {
+		c[d.Label]++
+	}
+	return c
+}
+
+func TestParseDevice(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Device
+		err  string
+	}{
+		{"", Device{Name: "cpu", Runtime: RuntimeORT, Provider: "cpu"}, ""},
+		{"cpu", Device{Name: "cpu", Runtime: RuntimeORT, Provider: "cpu"}, ""},
+		{"purego", Device{Name: "purego", Runtime: RuntimePureGo}, ""},
+		{"cuda:1", Device{Name: "cuda:1", Runtime: RuntimeORT, Provider: "cuda", ID: 1}, ""},
+		{"tensorrt:0", Device{Name: "tensorrt:0", Runtime: RuntimeORT, Provider: "tensorrt"}, ""},
+		{"cuda", Device{}, "must be cpu, purego, cuda:N or tensorrt:N"},
+		{"cuda:x", Device{}, "GPU index"},
+		{"tpu:0", Device{}, "must be cpu"},
+	} {
+		d, err := ParseDevice(tc.in, 0)
+		if tc.err != "" {
+			require.ErrorContains(t, err, tc.err, tc.in)
+			continue
+		}
+		require.NoError(t, err)
+		require.Equal(t, tc.want, d)
+	}
+	cpu, _ := ParseDevice("cpu", 0)
+	gpu, _ := ParseDevice("cuda:0", 0)
+	pg, _ := ParseDevice("purego", 0)
+	require.True(t, cpu.CanRun(INT8))
+	require.False(t, cpu.CanRun(FP16))
+	require.True(t, gpu.CanRun(FP16))
+	require.False(t, pg.CanRun(INT8))
+	require.True(t, pg.CanRun(FP32))
+}
+
+func TestRegistry(t *testing.T) {
+	src := shareddata.Path(t, "models/yolox_nano_416.onnx")
+	reg := Registry{Root: t.TempDir()}
+	b, err := reg.Import(src, "yolox", "det")
+	require.NoError(t, err)
+	require.Equal(t, 1, b.Version)
+	require.Equal(t, 416, b.Input.Width)
+	require.Equal(t, "person", b.Labels[0])
+	require.NoError(t, b.VerifyVariant(b.Variants[0]))
+
+	b2, err := reg.Import(src, "yolox", "det")
+	require.NoError(t, err)
+	require.Equal(t, 2, b2.Version)
+
+	entries, err := reg.List()
+	require.NoError(t, err)
+	require.Len(t, entries, 1)
+	require.Equal(t, []int{1, 2}, entries[0].Versions)
+	require.Equal(t, 2, entries[0].Active)
+
+	require.NoError(t, reg.Promote("det", 1))
+	got, err := OpenBundle(filepath.Join(reg.Root, "det"), "")
+	require.NoError(t, err)
+	require.Equal(t, 1, got.Version)
+	require.ErrorContains(t, reg.Promote("det", 7), "no version 7")
+
+	// A changed file fails its checksum.
+	path := got.Path(got.Variants[0])
+	require.NoError(t, os.WriteFile(path, []byte("garbage"), 0o644))
+	require.ErrorContains(t, got.VerifyVariant(got.Variants[0]), "file changed or corrupt")
+
+	// model.yaml is strict.
+	dir := filepath.Join(reg.Root, "det", "2")
+	y, err := os.ReadFile(filepath.Join(dir, BundleFile))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, BundleFile), append(y, "colour: red\n"...), 0o644))
+	_, err = LoadBundle(dir)
+	require.ErrorContains(t, err, "colour")
+
+	_, err = OpenBundle(src, "")
+	require.ErrorContains(t, err, "needs a family")
+	_, err = reg.Import(src, "yolo9000", "")
+	require.ErrorContains(t, err, `unknown family "yolo9000"`)
+	_, err = reg.Import(filepath.Join(t.TempDir(), "none.onnx"), "yolox", "")
+	require.Error(t, err)
+}
+
+func newEngine(t *testing.T, reg prometheus.Registerer, maxBatch int) *Engine {
+	t.Helper()
+	e := NewEngine(EngineOptions{Runtime: config.Runtime{Device: "cpu", Threads: 1}, Batching: config.Batching{MaxBatch: maxBatch}, Registerer: reg})
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func TestEngineYOLOX(t *testing.T) {
+	needORT(t)
+	f := frame300(t)
+	reg := prometheus.NewRegistry()
+	e := newEngine(t, reg, 8)
+	require.NoError(t, e.Load(config.Model{Name: "det", Bundle: shareddata.Path(t, "models/yolox_nano_416.onnx"), Family: "yolox", ScoreThreshold: 0.3}))
+	st := e.Status()
+	require.Len(t, st, 1)
+	require.Equal(t, "fp32", st[0].Variant)
+	require.Equal(t, 1, st[0].MaxBatch, "yolox_nano_416.onnx fixes its batch to 1")
+	require.Positive(t, st[0].Variants[0].MeanMS)
+	require.True(t, st[0].Variants[0].Serving)
+
+	r := &frame.Result{}
+	require.NoError(t, e.Analyze(context.Background(), []string{"det"}, f, r))
+	require.Equal(t, map[string]int{"person": 8, "car": 2, "truck": 1}, count(r.Detections))
+	for _, d := range r.Detections {
+		require.True(t, d.Box.X1 >= 0 && d.Box.Y1 >= 0 && d.Box.X2 <= 768 && d.Box.Y2 <= 576 && d.Box.W() > 4, "box %v", d.Box)
+	}
+	require.Equal(t, "yolox_nano_416", r.Model)
+	require.Equal(t, "1/fp32", r.ModelVersion)
+	require.Equal(t, 1.0, testutil.ToFloat64(e.metrics.frames.WithLabelValues("det")))
+	problems, err := testutil.GatherAndLint(reg)
+	require.NoError(t, err)
+	require.Empty(t, problems, "metric names")
+}
+
+// TestBatcher runs frames of several streams concurrently through a
+// batch-capable model: they share runs, and each stream gets its own
+// frame's result.
+func TestBatcher(t *testing.T) {
+	needORT(t)
+	src := frame300(t)
+	e := newEngine(t, nil, 4)
+	require.NoError(t, e.Load(config.Model{Name: "det", Bundle: shareddata.Path(t, "models/yolox_nano_416_batchN.onnx"), Family: "yolox", ScoreThreshold: 0.3}))
+	m, _ := e.Model("det")
+	require.Equal(t, 4, m.Status().MaxBatch)
+
+	// Stream i sees the frame cropped by i*40 pixels from the left, so each
+	// has a result of its own.
+	single := make([][]frame.Detection, 4)
+	frames := make([]*frame.Frame, 4)
+	for i := range frames {
+		c := src.Share()
+		c.StreamID = fmt.Sprintf("s%d", i)
+		c.Width = src.Width - 40*i
+		frames[i] = c
+		var err error
+		single[i], err = m.Infer(context.Background(), c)
+		require.NoError(t, err)
+	}
+	var wg sync.WaitGroup
+	for i := range frames {
+		wg.Go(func() {
+			for range 5 {
+				got, err := m.Infer(context.Background(), frames[i])
+				require.NoError(t, err)
+				require.Equal(t, len(single[i]), len(got), "stream %d", i)
+				for k := range got {
+					require.InDelta(t, single[i][k].Box.X1, got[k].Box.X1, 0.05)
+					require.InDelta(t, single[i][k].Score, got[k].Score, 1e-3)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var hist = &struct{ sum, n float64 }{}
+	mf, err := collectHistogram(e.metrics.batchSize.WithLabelValues("det").(prometheus.Histogram))
+	require.NoError(t, err)
+	hist.sum, hist.n = mf.GetSampleSum(), float64(mf.GetSampleCount())
+	t.Logf("mean batch %.2f over %v runs", hist.sum/hist.n, hist.n)
+	require.Greater(t, hist.sum/hist.n, 1.5, "concurrent streams share runs")
+}
+
+func collectHistogram(h prometheus.Histogram) (*dto.Histogram, error) {
+	var m dto.Metric
+	if err := h.Write(&m); err != nil {
+		return nil, err
+	}
+	return m.GetHistogram(), nil
+}
+
+// TestPureGoFallback: without ONNX Runtime the cpu profile runs models on
+// the pure-Go runtime, and finds what ONNX Runtime finds.
+func TestPureGoFallback(t *testing.T) {
+	f := frame300(t)
+	e := NewEngine(EngineOptions{Runtime: config.Runtime{Device: "cpu", ORTLibrary: filepath.Join(t.TempDir(), "libonnxruntime.so.1")}, Batching: config.Batching{MaxBatch: 1}})
+	defer e.Close()
+	require.NoError(t, e.Load(config.Model{Name: "det", Bundle: shareddata.Path(t, "models/yolox_nano_416.onnx"), Family: "yolox", ScoreThreshold: 0.3}))
+	st := e.Status()[0]
+	require.Equal(t, RuntimePureGo, st.Runtime)
+	require.Contains(t, e.Report().ONNXRuntime, "libonnxruntime.so.1")
+	r := &frame.Result{}
+	require.NoError(t, e.Analyze(context.Background(), []string{"det"}, f, r))
+	require.Equal(t, map[string]int{"person": 8, "car": 2, "truck": 1}, count(r.Detections))
+	t.Logf("pure-Go yolox_nano_416: %.1f ms per frame", st.Variants[0].MeanMS)
+}
