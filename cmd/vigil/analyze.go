@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vigil-video/vigil/config"
+	"github.com/vigil-video/vigil/inference"
 	"github.com/vigil-video/vigil/pipeline"
 	"github.com/vigil-video/vigil/sinks/jsonl"
 )
@@ -29,8 +30,19 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	streamID := fs.String("stream", "", "stream `id` in the output (default: from the input's file name)")
 	realtime := fs.Bool("realtime", false, "pace file input at its frame rate instead of as fast as possible")
 	quiet := fs.Bool("quiet", false, "no progress on standard error")
+	var models, families stringList
+	fs.Var(&models, "model", "model `bundle` folder, registry model folder or .onnx file; repeat for more models (a detector, then an embedder)")
+	fs.Var(&families, "family", "output decoder of the i-th --model when it is a plain .onnx file ("+strings.Join(inference.FamilyNames(), ", ")+")")
+	variant := fs.String("variant", "", "force a variant (fp32, int8, fp16) instead of measuring")
+	device := fs.String("device", "cpu", "device profile: cpu, purego, cuda:N or tensorrt:N")
+	inferThreads := fs.Int("infer-threads", 0, "inference intra-op threads (0: the runtime's choice)")
+	ortLib := fs.String("ort-library", "", "path of libonnxruntime.so (default: $VIGIL_ORT_LIB, then the built-in path)")
+	scoreThreshold := fs.Float64("score-threshold", 0, "drop detections scoring below this (0: the model's default)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if len(families) > len(models) {
+		return fmt.Errorf("--family: %d given for %d --model", len(families), len(models))
 	}
 	if *input == "" {
 		fmt.Fprintln(stderr, "vigil analyze: --input is required")
@@ -56,9 +68,36 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	log := newLogger(config.Log{Level: "warn"}, stderr)
+	var analyzer pipeline.Analyzer
+	if len(models) > 0 {
+		eng := inference.NewEngine(inference.EngineOptions{
+			Runtime:  config.Runtime{Device: *device, ORTLibrary: *ortLib, Threads: *inferThreads},
+			Batching: config.Batching{MaxBatch: 8},
+			Logger:   log,
+		})
+		defer eng.Close()
+		for i, path := range models {
+			mc := config.Model{Name: fmt.Sprintf("m%d", i), Bundle: path, Variant: *variant, MaxAccuracyLoss: 0.01, ScoreThreshold: *scoreThreshold}
+			if i < len(families) {
+				mc.Family = families[i]
+			}
+			if err := eng.Load(mc); err != nil {
+				return err
+			}
+			cfg.Models = append(cfg.Models, mc.Name)
+			if !*quiet {
+				st, _ := eng.Model(mc.Name)
+				s := st.Status()
+				fmt.Fprintf(stderr, "model %s: %s %s v%d, variant %s on %s (%s)\n", path, s.Task, s.Family, s.Version, s.Variant, s.Device, s.Runtime)
+			}
+		}
+		analyzer = eng
+	}
 	p, err := pipeline.New(pipeline.Options{
 		Streams:   []config.Stream{cfg},
+		Models:    cfg.Models,
 		Sinks:     []pipeline.NamedSink{{Name: "jsonl", Sink: w}},
+		Analyzer:  analyzer,
 		Logger:    log,
 		Offline:   true,
 		MaxFrames: *frames,
@@ -106,6 +145,16 @@ func progress(done <-chan struct{}, p *pipeline.Pipeline, id string, w io.Writer
 			}
 		}
 	}
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	*l = append(*l, v)
+	return nil
 }
 
 var nonID = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)

@@ -22,11 +22,16 @@ import (
 
 const benchUsage = `usage: vigil bench decode [--input FILE] [--threads N] [--runs R]
        vigil bench ingest [--streams N] [--duration D] [--size WxH] [--fps F]
+       vigil bench infer [--model M] [--variant fp32|int8] [--batch N] [--threads T]
 
 decode: decodes FILE with Vigil's decoder and with the ffmpeg command, each R times
 in turn, and prints one JSON line with the best frame rate of each.
 Without --input it uses the reference clip scaled to 1080p, made once with
 ffmpeg from ../shared/data (or $VIGIL_SHARED_DATA).
+
+infer: times a model end to end in Vigil (pre-processing from a decoded frame,
+run, output decoding) and a bare ONNX Runtime session on the same input, and
+prints their ratio ('vigil bench infer -h').
 
 ingest: reads N RTSP streams from an in-process server through the pipeline
 and reports packets, drops, peak memory and CPU ('vigil bench ingest -h').
@@ -48,6 +53,9 @@ type benchReport struct {
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "ingest" {
 		return runBenchIngest(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "infer" {
+		return runBenchInfer(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "decode" {
 		fmt.Fprint(stderr, benchUsage)

@@ -23,7 +23,9 @@ const usage = `usage: vigil <command> [flags]
 commands:
   serve     run the server (embedded default config without --config)
   analyze   run the pipeline on one source and write JSON lines
-  bench     measure speed against peers (bench decode)
+  models    manage model bundles (models import, list, quantize)
+  bench     measure speed against peers (bench decode, ingest, infer)
+  eval      score results (eval coco)
   version   print the version
 
 Run 'vigil <command> -h' for a command's flags.
@@ -47,8 +49,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runServe(ctx, args[1:], stdout, stderr)
 	case "analyze":
 		err = runAnalyze(ctx, args[1:], stdout, stderr)
+	case "models":
+		err = runModels(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = runBench(ctx, args[1:], stdout, stderr)
+	case "eval":
+		err = runEval(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "vigil", version())
 	case "help", "-h", "--help":

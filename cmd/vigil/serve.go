@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vigil-video/vigil/config"
+	"github.com/vigil-video/vigil/inference"
 	"github.com/vigil-video/vigil/ingest/whip"
 	"github.com/vigil-video/vigil/pipeline"
 	"github.com/vigil-video/vigil/sinks/jsonl"
@@ -69,9 +70,23 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for i, m := range cfg.Models {
 		modelNames[i] = m.Name
 	}
+	eng := inference.NewEngine(inference.EngineOptions{Runtime: cfg.Runtime, Batching: cfg.Batching, Registerer: reg, Logger: log})
+	defer eng.Close()
+	for _, m := range cfg.Models {
+		// A model that does not load is logged and counted; the server and
+		// the other models carry on, and its streams get no detections from it.
+		if err := eng.Load(m); err != nil {
+			log.Error("model not loaded", "model", m.Name, "err", err)
+		}
+	}
+	var analyzer pipeline.Analyzer
+	if len(cfg.Models) > 0 {
+		analyzer = eng
+	}
 	p, err := pipeline.New(pipeline.Options{
 		Streams:         cfg.Streams,
 		Models:          modelNames,
+		Analyzer:        analyzer,
 		Sinks:           sinkList,
 		Registerer:      reg,
 		Logger:          log,
@@ -86,12 +101,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
 	base := "http://" + displayAddr(ln.Addr().String())
-	fmt.Fprintf(stdout, "vigil serving\n  page:    %s/\n  api:     %s/api/streams\n  metrics: %s/metrics\n  whip:    %s/whip/{stream}\n", base, base, base, base)
+	fmt.Fprintf(stdout, "vigil serving\n  page:    %s/\n  api:     %s/api/streams\n  models:  %s/api/models\n  metrics: %s/metrics\n  whip:    %s/whip/{stream}\n", base, base, base, base, base)
 
 	// WHIP publishers POST to /whip/{stream} of whip:// streams.
 	whip.Default.SetLogger(log)
 	fallback := http.NewServeMux()
 	fallback.Handle("/whip/", whip.Default)
+	fallback.Handle("/api/models", eng)
 	fallback.Handle("/", web.Handler())
 	srv := &http.Server{
 		Handler:           pipeline.Handler(p, reg, fallback),
@@ -116,7 +132,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		g.Go(func() error {
 			current := cfg
 			config.Watch(gctx, *cfgPath, func(next *config.Config) {
-				reload(gctx, log, p, current, next)
+				reload(gctx, log, p, eng, current, next)
 				current = next
 			}, func(err error) {
 				log.Error("config not reloaded; keeping the running one", "err", err)
@@ -129,16 +145,45 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return err
 }
 
-// reload applies a changed config file: streams are added, removed or
-// restarted in place; other sections only take effect after a restart.
-func reload(ctx context.Context, log *slog.Logger, p *pipeline.Pipeline, old, next *config.Config) {
+// reload applies a changed config file: models that changed are reloaded
+// (the old one serves until the new one is ready), streams are added,
+// removed or restarted in place; other sections only take effect after a
+// restart.
+func reload(ctx context.Context, log *slog.Logger, p *pipeline.Pipeline, eng *inference.Engine, old, next *config.Config) {
+	oldModels := map[string]config.Model{}
+	for _, m := range old.Models {
+		oldModels[m.Name] = m
+	}
+	for _, m := range next.Models {
+		if prev, ok := oldModels[m.Name]; ok && reflect.DeepEqual(prev, m) {
+			delete(oldModels, m.Name)
+			if _, loaded := eng.Model(m.Name); loaded {
+				continue
+			} // else retry a model that did not load before
+		}
+		delete(oldModels, m.Name)
+		if err := eng.Load(m); err != nil {
+			log.Error("model not reloaded", "model", m.Name, "err", err)
+		} else {
+			log.Info("model reloaded", "model", m.Name)
+		}
+	}
+	for name := range oldModels {
+		eng.Unload(name)
+		log.Info("model removed", "model", name)
+	}
+	names := make([]string, len(next.Models))
+	for i, m := range next.Models {
+		names[i] = m.Name
+	}
+	p.SetModels(names)
 	added, removed, restarted, err := p.Reload(ctx, next.Streams)
 	log.Info("config reloaded", "added", added, "removed", removed, "restarted", restarted)
 	if err != nil {
 		log.Error("some streams of the new config did not start", "err", err)
 	}
 	a, b := *old, *next
-	a.Streams, b.Streams = nil, nil
+	a.Streams, b.Streams, a.Models, b.Models = nil, nil, nil, nil
 	if !reflect.DeepEqual(a, b) {
 		log.Warn("config changes outside streams take effect after a restart")
 	}
