@@ -11,7 +11,7 @@ deps:
 	./scripts/install-deps.sh
 
 # On top of deps: the peers the tests start (GStreamer RTSP server, Chromium)
-# and ONNX Runtime's library (the server does not load it yet).
+# and ONNX Runtime's library.
 test-deps: deps
 	./scripts/install-deps.sh --test
 	./scripts/install-ort.sh
@@ -41,14 +41,19 @@ bench: test-deps
 	$(GO) run ./cmd/vigil bench decode --threads 2
 
 # Every fuzz target runs for FUZZTIME (a duration, or a count like 10000x as
-# CI uses); inputs found interesting are shrunk for at most 10 tries, so a run
-# never stalls in minimisation.
+# CI uses), except the slow ones in FUZZ_SLOW, which run for FUZZTIME_SLOW
+# (building a gorgonia graph per input runs a few inputs a second); inputs
+# found interesting are shrunk for at most 10 tries, so a run never stalls in
+# minimisation.
+FUZZ_SLOW ?= FuzzLoadModel
+FUZZTIME_SLOW ?= 20x
 fuzz:
 	@set -e; grep -rl --include='*_test.go' '^func Fuzz' . | while read f; do \
 	  pkg=./$$(dirname $${f#./}); \
 	  for t in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | cut -d' ' -f2); do \
-	    echo "fuzz $$pkg $$t"; \
-	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10x $$pkg; \
+	    ft=$(FUZZTIME); case " $(FUZZ_SLOW) " in *" $$t "*) ft=$(FUZZTIME_SLOW);; esac; \
+	    echo "fuzz $$pkg $$t ($$ft)"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $$ft -fuzzminimizetime 10x $$pkg; \
 	  done; \
 	done
 
