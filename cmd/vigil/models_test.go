@@ -186,3 +186,36 @@ streams:
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
 	require.NoError(t, cmd.Wait(), stderr.String())
 }
+
+func TestModelsQuantize(t *testing.T) {
+	src := shareddata.Path(t, "models/yolox_nano_416.onnx")
+	clip := shareddata.Path(t, "video/vtest_h264.mp4")
+	reg := t.TempDir()
+	r := vigil(t, time.Minute, "models", "import", src, "--family", "yolox", "--name", "det", "--registry", reg)
+	require.Equal(t, 0, r.code, r.stderr)
+	r = vigil(t, 3*time.Minute, "models", "quantize", filepath.Join(reg, "det"), "--calib", "file://"+clip,
+		"--frames", "4", "--holdout", "3", "--threads", "1")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Contains(t, r.stdout, "int8 variant")
+	require.Regexp(t, `accuracy on 3 held-out frames: f1_vs_fp32 0\.\d+`, r.stdout)
+
+	r = vigil(t, time.Minute, "models", "list", "--registry", reg)
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Regexp(t, `fp32 \(0\.0000\), int8 \(0\.\d{4}\)`, r.stdout)
+
+	r = vigil(t, time.Minute, "models", "quantize", src, "--calib", "file://"+clip)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "import it first")
+}
+
+func TestBenchInfer(t *testing.T) {
+	shareddata.Path(t, "models/yolox_nano_416.onnx")
+	r := vigil(t, 3*time.Minute, "bench", "infer", "--runs", "1", "--iters", "3")
+	require.Equal(t, 0, r.code, r.stderr)
+	var rep benchInferReport
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep), r.stdout)
+	require.Positive(t, rep.VigilMS)
+	require.Positive(t, rep.ORTMS)
+	require.InDelta(t, rep.VigilMS/rep.ORTMS, rep.Ratio, 1e-9)
+	require.Equal(t, 11, rep.Detections, "8 persons, 2 cars, 1 truck")
+}
