@@ -267,15 +267,20 @@ func (m *Model) process(batch []*request) {
 		fail(err)
 		return
 	}
-	in := rn.Input(0)
-	per := len(in) / max(int(rn.Inputs()[0].Shape[0]), 1)
+	in, in8 := rn.Input(0), rn.InputBytes(0)
+	per := (len(in) + len(in8)) / max(int(rn.Inputs()[0].Shape[0]), 1)
+	scale, zp := m.variant.InputScale, m.variant.InputZeroPoint
 	tfs := make([]prep.Transform, len(batch))
 	for i, r := range batch {
-		dst := in[i*per : (i+1)*per]
-		if r.isCrop {
-			tfs[i], r.err = m.prep.FillCrop(dst, r.f, r.crop, m.spec)
-		} else {
-			tfs[i], r.err = m.prep.Fill(dst, r.f, m.spec)
+		switch {
+		case in8 != nil && r.isCrop:
+			tfs[i], r.err = m.prep.FillCropQuantized(in8[i*per:(i+1)*per], r.f, r.crop, m.spec, scale, zp)
+		case in8 != nil:
+			tfs[i], r.err = m.prep.FillQuantized(in8[i*per:(i+1)*per], r.f, m.spec, scale, zp)
+		case r.isCrop:
+			tfs[i], r.err = m.prep.FillCrop(in[i*per:(i+1)*per], r.f, r.crop, m.spec)
+		default:
+			tfs[i], r.err = m.prep.Fill(in[i*per:(i+1)*per], r.f, m.spec)
 		}
 		if r.err != nil {
 			r.err = fmt.Errorf("preparing frame %d of %s for %s: %w", r.f.Seq, r.f.StreamID, m.opts.Name, r.err)

@@ -113,6 +113,11 @@ type Variant struct {
 	SHA256 string `yaml:"sha256"`
 	// Accuracy is measured when the variant is made.
 	Accuracy Accuracy `yaml:"accuracy"`
+	// InputScale and InputZeroPoint say how a variant with a uint8
+	// (quantized) input takes its values: q = round(x/scale) + zero point,
+	// x being the normalised float input.
+	InputScale     float32 `yaml:"input_scale,omitempty"`
+	InputZeroPoint uint8   `yaml:"input_zero_point,omitempty"`
 }
 
 // Accuracy is a variant's quality relative to the bundle's fp32 variant.

@@ -238,7 +238,7 @@ func (m *Model) measure(v Variant) (Runner, float64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("variant %s: %w", v.Name, err)
 	}
-	if err := m.checkIO(r); err != nil {
+	if err := m.checkIO(r, v); err != nil {
 		r.Close()
 		return nil, 0, fmt.Errorf("variant %s: %w", v.Name, err)
 	}
@@ -276,8 +276,9 @@ func (m *Model) shapes(batch int) map[string][]int64 {
 	return map[string][]int64{m.input.name: {int64(batch), h, w, 3}}
 }
 
-// checkIO checks that runner r takes one image input of the bundle's size.
-func (m *Model) checkIO(r Runner) error {
+// checkIO checks that runner r (variant v) takes one image input of the
+// bundle's size, and a uint8 input only with its quantization parameters.
+func (m *Model) checkIO(r Runner, v Variant) error {
 	in := r.Inputs()
 	if len(in) != 1 {
 		return fmt.Errorf("the model has %d inputs; Vigil feeds models with one image input", len(in))
@@ -285,6 +286,9 @@ func (m *Model) checkIO(r Runner) error {
 	want := []int64{in[0].Shape[0], 3, int64(m.spec.Height), int64(m.spec.Width)}
 	if m.spec.Layout == prep.NHWC {
 		want = []int64{in[0].Shape[0], int64(m.spec.Height), int64(m.spec.Width), 3}
+	}
+	if r.InputBytes(0) != nil && !(v.InputScale > 0) {
+		return fmt.Errorf("input %q is uint8 but model.yaml gives the variant no input_scale", in[0].Name)
 	}
 	if !slices.Equal(in[0].Shape, want) {
 		return fmt.Errorf("input %q has shape %v, model.yaml's input (%dx%d %s) needs %v",

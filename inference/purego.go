@@ -19,6 +19,7 @@ type pureGoRunner struct {
 }
 
 func (r pureGoRunner) Inputs() []TensorInfo  { return r.in }
+func (r pureGoRunner) InputBytes(int) []uint8 { return nil }
 func (r pureGoRunner) Outputs() []TensorInfo { return r.out }
 
 func pureGoInfos(ts []purego.TensorInfo) []TensorInfo {

@@ -143,25 +143,42 @@ func (q *Quantizer) Finish() (*QuantizeResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	qm, rep, err := quant.Quantize(m, ranges, q.o.Quant)
+	// The variant takes uint8 input straight from the pre-processor; its
+	// twin with a float input (the same graph plus one QuantizeLinear) is
+	// what the raw-output comparison feeds.
+	qo := q.o.Quant
+	qo.Uint8Input = false
+	qf, _, err := quant.Quantize(m, ranges, qo)
 	if err != nil {
 		return nil, fmt.Errorf("quantizing %s: %w", q.b.Dir, err)
 	}
+	qo.Uint8Input = true
+	qm, rep, err := quant.Quantize(m, ranges, qo)
+	if err != nil {
+		return nil, fmt.Errorf("quantizing %s: %w", q.b.Dir, err)
+	}
+	v := Variant{Name: string(INT8), Precision: INT8}
+	for _, p := range rep.Inputs {
+		v.InputScale, v.InputZeroPoint = p.Scale, uint8(p.ZeroPoint)
+	}
 	tmp := filepath.Join(q.b.Dir, ".int8.onnx.tmp")
+	tmpFloat := filepath.Join(q.b.Dir, ".int8-float-input.onnx.tmp")
+	defer os.Remove(tmp)
+	defer os.Remove(tmpFloat)
 	if err := onnx.Write(tmp, qm); err != nil {
 		return nil, err
 	}
-	defer os.Remove(tmp)
+	if err := onnx.Write(tmpFloat, qf); err != nil {
+		return nil, err
+	}
 	res := &QuantizeResult{Report: rep}
 	opts := ort.SessionOptions{IntraOpThreads: q.o.Threads}
-	if res.Outputs, err = quant.Compare(q.b.Path(q.fp32), tmp, q.holdout, opts); err != nil {
+	if res.Outputs, err = quant.Compare(q.b.Path(q.fp32), tmpFloat, q.holdout, opts); err != nil {
 		return nil, fmt.Errorf("quantizing %s: %w", q.b.Dir, err)
 	}
-	acc, err := q.agreement(tmp, opts)
-	if err != nil {
+	if v.Accuracy, err = q.agreement(tmp, v, opts); err != nil {
 		return nil, fmt.Errorf("quantizing %s: measuring accuracy: %w", q.b.Dir, err)
 	}
-	v := Variant{Name: string(INT8), Precision: INT8, Accuracy: acc}
 	if err := q.b.AddVariant(v, tmp, true); err != nil {
 		return nil, err
 	}
@@ -176,7 +193,7 @@ func (q *Quantizer) Finish() (*QuantizeResult, error) {
 // bundle's decoder and scores int8 against fp32: detectors by F1 of
 // matched detections (same class, IoU >= 0.5), embedders by mean cosine
 // similarity, keypoint models and segmenters by raw-output cosine.
-func (q *Quantizer) agreement(int8Path string, opts ort.SessionOptions) (Accuracy, error) {
+func (q *Quantizer) agreement(int8Path string, v Variant, opts ort.SessionOptions) (Accuracy, error) {
 	dec, err := decoders.New(q.b.Family, decoders.Options{InputW: q.spec.Width, InputH: q.spec.Height, Labels: q.b.Labels,
 		ScoreThreshold: q.b.ScoreThreshold, NMSIoU: q.b.NMSIoU})
 	if err != nil {
@@ -191,7 +208,13 @@ func (q *Quantizer) agreement(int8Path string, opts ort.SessionOptions) (Accurac
 		outs := make([]decoders.Tensor, len(s.Outputs()))
 		res := make([][]frame.Detection, len(q.holdout))
 		for i, in := range q.holdout {
-			copy(s.Input(0), in)
+			if in8 := s.InputBytes(0); in8 != nil {
+				for k, x := range in {
+					in8[k] = uint8(quant.QuantizeValue(x, v.InputScale, int32(v.InputZeroPoint), 0, 255))
+				}
+			} else {
+				copy(s.Input(0), in)
+			}
 			if err := s.Run(); err != nil {
 				return nil, err
 			}

@@ -1,10 +1,12 @@
 package inference
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/vigil-video/vigil/inference/ort"
 	"github.com/vigil-video/vigil/ingest/decode"
 	"github.com/vigil-video/vigil/internal/shareddata"
 )
@@ -65,8 +67,21 @@ func TestQuantizeAndChoose(t *testing.T) {
 	require.Equal(t, fastest, st.Variant)
 	t.Logf("yolox_nano_416 on 1 thread: fp32 %.2f ms, int8 %.2f ms", st.Variants[0].MeanMS, st.Variants[1].MeanMS)
 
-	// A forced variant is served as configured.
-	st = load(ModelOptions{Variant: "int8"})
-	require.Equal(t, "int8", st.Variant)
-	require.Equal(t, "not the configured variant", st.Variants[0].Skipped)
+	// A forced variant is served as configured. The int8 variant takes
+	// uint8 input, quantized by the pre-processor with the variant's input
+	// scale and zero point, and still finds the people of frame 300.
+	v, _ := b.Variant("int8")
+	require.Positive(t, v.InputScale)
+	s, err := ort.Open(b.Path(v), ort.SessionOptions{})
+	require.NoError(t, err)
+	require.Equal(t, "uint8", s.Inputs()[0].Type)
+	require.NoError(t, s.Close())
+	m, err := LoadModel(b, ModelOptions{Name: "det", Device: dev, MaxBatch: 1, Variant: "int8"})
+	require.NoError(t, err)
+	defer m.Close()
+	require.Equal(t, "int8", m.Status().Variant)
+	require.Equal(t, "not the configured variant", m.Status().Variants[0].Skipped)
+	dets, err := m.Infer(context.Background(), frame300(t))
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, count(dets)["person"], 7, "int8 detections %v", count(dets))
 }

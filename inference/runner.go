@@ -29,7 +29,11 @@ func (t TensorInfo) Elements() int {
 type Runner interface {
 	Inputs() []TensorInfo
 	Outputs() []TensorInfo
+	// Input returns a float input's buffer, nil for a uint8 one.
 	Input(i int) []float32
+	// InputBytes returns a uint8 (quantized) input's buffer, nil for a
+	// float one.
+	InputBytes(i int) []uint8
 	Output(i int) []float32
 	Run() error
 	Close() error

@@ -57,8 +57,9 @@ type Session struct {
 	path    string
 	inputs  []TensorInfo
 	outputs []TensorInfo
-	inT     []*ort.Tensor[float32]
-	outT    []*ort.Tensor[float32]
+	inT     []ort.Value
+	outT    []ort.Value
+	inBytes [][]uint8 // uint8 inputs' buffers (nil for float inputs)
 	inBuf   [][]float32
 	outBuf  [][]float32
 	sess    *ort.AdvancedSession
@@ -96,7 +97,7 @@ func Open(modelPath string, opts SessionOptions) (*Session, error) {
 			return nil, fmt.Errorf("opening model %s: InputShapes names %q, which is not an input", modelPath, name)
 		}
 	}
-	if s.inputs, err = shapes(ins, opts.BatchSize, opts.InputShapes); err != nil {
+	if s.inputs, err = shapes(ins, opts.BatchSize, opts.InputShapes, true); err != nil {
 		return nil, fmt.Errorf("opening model %s: input %w", modelPath, err)
 	}
 	so, err := sessionOptions(opts)
@@ -104,16 +105,16 @@ func Open(modelPath string, opts SessionOptions) (*Session, error) {
 		return nil, fmt.Errorf("opening model %s: %w", modelPath, err)
 	}
 	defer so.Destroy()
-	if s.outputs, err = shapes(outs, opts.BatchSize, nil); err != nil {
+	if s.outputs, err = shapes(outs, opts.BatchSize, nil, false); err != nil {
 		// Output sizes follow from the input sizes: learn them by running once.
 		if s.outputs, err = probeOutputs(modelPath, s.inputs, outs, so); err != nil {
 			return nil, fmt.Errorf("opening model %s: %w", modelPath, err)
 		}
 	}
-	if s.inT, s.inBuf, err = makeTensors(s.inputs); err != nil {
+	if s.inT, s.inBuf, s.inBytes, err = makeTensors(s.inputs); err != nil {
 		return nil, fmt.Errorf("opening model %s: input %w", modelPath, err)
 	}
-	if s.outT, s.outBuf, err = makeTensors(s.outputs); err != nil {
+	if s.outT, s.outBuf, _, err = makeTensors(s.outputs); err != nil {
 		return nil, fmt.Errorf("opening model %s: output %w", modelPath, err)
 	}
 	inNames, inVals := namesValues(s.inputs, s.inT)
@@ -197,15 +198,21 @@ func sessionOptions(opts SessionOptions) (*ort.SessionOptions, error) {
 }
 
 // shapes resolves the symbolic dimensions of infos: a leading one becomes
-// batch, others come from fixed (by tensor name).
-func shapes(infos []ort.InputOutputInfo, batch int, fixed map[string][]int64) ([]TensorInfo, error) {
+// batch, others come from fixed (by tensor name). Tensors are float32, or
+// uint8 where allowUint8 (quantized inputs).
+func shapes(infos []ort.InputOutputInfo, batch int, fixed map[string][]int64, allowUint8 bool) ([]TensorInfo, error) {
 	var ti []TensorInfo
 	for _, in := range infos {
 		if in.OrtValueType != ort.ONNXTypeTensor {
 			return nil, fmt.Errorf("%q: is a %s, only tensors are supported", in.Name, in.OrtValueType)
 		}
-		if in.DataType != ort.TensorElementDataTypeFloat {
-			return nil, fmt.Errorf("%q: element type %s, only float32 is supported", in.Name, in.DataType)
+		typ := "float32"
+		switch {
+		case in.DataType == ort.TensorElementDataTypeFloat:
+		case in.DataType == ort.TensorElementDataTypeUint8 && allowUint8:
+			typ = "uint8"
+		default:
+			return nil, fmt.Errorf("%q: element type %s is not supported (float32, and uint8 for inputs)", in.Name, in.DataType)
 		}
 		want, hasFixed := fixed[in.Name]
 		if hasFixed && len(want) != len(in.Dimensions) {
@@ -233,7 +240,7 @@ func shapes(infos []ort.InputOutputInfo, batch int, fixed map[string][]int64) ([
 				return nil, fmt.Errorf("%q: dimension %d of %v is symbolic; fix it with SessionOptions.InputShapes", in.Name, i, in.Dimensions)
 			}
 		}
-		ti = append(ti, TensorInfo{Name: in.Name, Shape: shape, Type: "float32"})
+		ti = append(ti, TensorInfo{Name: in.Name, Shape: shape, Type: typ})
 	}
 	return ti, nil
 }
@@ -241,7 +248,7 @@ func shapes(infos []ort.InputOutputInfo, batch int, fixed map[string][]int64) ([
 // probeOutputs runs the model once on zero inputs of the given shapes and
 // returns the outputs' shapes.
 func probeOutputs(modelPath string, inputs []TensorInfo, outs []ort.InputOutputInfo, so *ort.SessionOptions) ([]TensorInfo, error) {
-	inT, _, err := makeTensors(inputs)
+	inT, _, _, err := makeTensors(inputs)
 	defer func() {
 		for _, t := range inT {
 			t.Destroy()
@@ -279,30 +286,39 @@ func probeOutputs(modelPath string, inputs []TensorInfo, outs []ort.InputOutputI
 	return ti, nil
 }
 
-func makeTensors(infos []TensorInfo) ([]*ort.Tensor[float32], [][]float32, error) {
+func makeTensors(infos []TensorInfo) ([]ort.Value, [][]float32, [][]uint8, error) {
 	var (
-		ts   []*ort.Tensor[float32]
-		bufs [][]float32
+		ts   []ort.Value
+		f32  [][]float32
+		u8   [][]uint8
+		err  error
+		t32  *ort.Tensor[float32]
+		tu8  *ort.Tensor[uint8]
+		shap ort.Shape
 	)
 	for _, in := range infos {
-		t, err := ort.NewEmptyTensor[float32](ort.NewShape(in.Shape...))
-		if err != nil {
-			return ts, nil, fmt.Errorf("%q: allocating %v: %w", in.Name, in.Shape, err)
+		shap = ort.NewShape(in.Shape...)
+		if in.Type == "uint8" {
+			if tu8, err = ort.NewEmptyTensor[uint8](shap); err != nil {
+				return ts, nil, nil, fmt.Errorf("%q: allocating %v: %w", in.Name, in.Shape, err)
+			}
+			ts, f32, u8 = append(ts, tu8), append(f32, nil), append(u8, tu8.GetData())
+			continue
 		}
-		ts = append(ts, t)
-		bufs = append(bufs, t.GetData())
+		if t32, err = ort.NewEmptyTensor[float32](shap); err != nil {
+			return ts, nil, nil, fmt.Errorf("%q: allocating %v: %w", in.Name, in.Shape, err)
+		}
+		ts, f32, u8 = append(ts, t32), append(f32, t32.GetData()), append(u8, nil)
 	}
-	return ts, bufs, nil
+	return ts, f32, u8, nil
 }
 
-func namesValues(infos []TensorInfo, ts []*ort.Tensor[float32]) ([]string, []ort.Value) {
+func namesValues(infos []TensorInfo, ts []ort.Value) ([]string, []ort.Value) {
 	names := make([]string, len(infos))
-	vals := make([]ort.Value, len(ts))
 	for i := range infos {
 		names[i] = infos[i].Name
-		vals[i] = ts[i]
 	}
-	return names, vals
+	return names, ts
 }
 
 // Path returns the model file the session was opened from.
@@ -315,8 +331,13 @@ func (s *Session) Inputs() []TensorInfo { return s.inputs }
 func (s *Session) Outputs() []TensorInfo { return s.outputs }
 
 // Input returns input i's buffer, laid out as Inputs()[i].Shape in row-major
-// order. Fill it before Run; it stays valid until Close.
+// order, or nil if the input is uint8 (see InputBytes). Fill it before Run;
+// it stays valid until Close.
 func (s *Session) Input(i int) []float32 { return s.inBuf[i] }
+
+// InputBytes returns the buffer of input i if it is a uint8 (quantized)
+// input, else nil.
+func (s *Session) InputBytes(i int) []uint8 { return s.inBytes[i] }
 
 // Output returns output i's buffer, which Run overwrites. It stays valid
 // until Close; copy what must outlive the next Run.
@@ -343,6 +364,6 @@ func (s *Session) Close() error {
 	for _, t := range append(s.inT, s.outT...) {
 		errs = append(errs, t.Destroy())
 	}
-	s.inT, s.outT, s.inBuf, s.outBuf = nil, nil, nil, nil
+	s.inT, s.outT, s.inBuf, s.outBuf, s.inBytes = nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }

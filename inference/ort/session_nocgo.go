@@ -40,3 +40,6 @@ func (s *Session) Close() error { return nil }
 
 // Loaded reports that no library is loaded: builds without cgo cannot.
 func Loaded() (string, bool) { return "", false }
+
+// InputBytes returns nil.
+func (s *Session) InputBytes(int) []uint8 { return nil }

@@ -350,6 +350,17 @@ func TestFillCropMatchesReference(t *testing.T) {
 		x, y = tr.ToInput(float32(r.x+r.w), float32(r.y+r.h))
 		require.InDelta(t, ox+nw, x, 1e-3, msg)
 		require.InDelta(t, oy+nh, y, 1e-3, msg)
+
+		// The quantized crop is the float crop, quantized.
+		scale, zp := 0.5+rng.Float32(), uint8(rng.IntN(256))
+		q := make([]uint8, len(dst))
+		tq, err := p.FillCropQuantized(q, f, box, s, scale, zp)
+		require.NoError(t, err, msg)
+		require.Equal(t, tr, tq, msg)
+		for i, v := range dst {
+			want := min(max(math.RoundToEven(float64(v/scale))+float64(zp), 0), 255)
+			require.InDelta(t, want, float64(q[i]), 1, "%s: value %d", msg, i)
+		}
 	}
 }
 

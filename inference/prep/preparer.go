@@ -147,6 +147,21 @@ func (p *Preparer) FillQuantized(dst []uint8, f *frame.Frame, s Spec, scale floa
 	return p.run(output{q: dst, qScale: scale, qZero: zeroPoint}, f, rect{0, 0, f.Width, f.Height}, s)
 }
 
+// FillCropQuantized is FillCrop with FillQuantized's uint8 output.
+func (p *Preparer) FillCropQuantized(dst []uint8, f *frame.Frame, box frame.Box, s Spec, scale float32, zeroPoint uint8) (Transform, error) {
+	if !(scale > 0) || math.IsInf(float64(scale), 0) {
+		return Transform{}, fmt.Errorf("prep: quantization scale must be > 0 and finite, got %v", scale)
+	}
+	if err := checkFrame(f); err != nil {
+		return Transform{}, err
+	}
+	r, err := cropRect(f, box)
+	if err != nil {
+		return Transform{}, err
+	}
+	return p.run(output{q: dst, qScale: scale, qZero: zeroPoint}, f, r, s)
+}
+
 // checkFrame validates the frame's size, format and planes so that the
 // fill can index them without further checks failing.
 func checkFrame(f *frame.Frame) error {

@@ -28,6 +28,10 @@ type Options struct {
 	// PerTensor quantizes each weight tensor with one scale instead of
 	// one per output channel (axis 0).
 	PerTensor bool
+	// Uint8Input makes each quantized graph input uint8: the model takes
+	// q = round(x/Scale) + ZeroPoint (Report.Inputs) straight from the
+	// pre-processor instead of quantizing float values itself.
+	Uint8Input bool
 }
 
 // Report says what Quantize did.
@@ -318,6 +322,9 @@ func Quantize(m *onnxpb.ModelProto, ranges map[string]Range, o Options) (*onnxpb
 	}
 	g.Node = append(head, out...)
 	g.Initializer = append(g.Initializer, q.inits...)
+	if o.Uint8Input {
+		uint8Inputs(g, rep.Inputs)
+	}
 	pruneInitializers(g)
 	if err := check(g); err != nil {
 		return nil, nil, fmt.Errorf("quantizing: %w", err)
@@ -617,4 +624,34 @@ func pruneInitializers(g *onnxpb.GraphProto) {
 	})
 	// Models of IR < 4 list initializers as graph inputs too.
 	g.Input = slices.DeleteFunc(g.Input, func(v *onnxpb.ValueInfoProto) bool { return dropped[v.GetName()] })
+}
+
+// uint8Inputs turns each quantized graph input into a uint8 input: its
+// QuantizeLinear goes, its DequantizeLinear reads the input itself, and
+// float readers of the input read the dequantized value instead.
+func uint8Inputs(g *onnxpb.GraphProto, inputs map[string]Params) {
+	for _, in := range g.GetInput() {
+		name := in.GetName()
+		if _, ok := inputs[name]; !ok {
+			continue
+		}
+		qName, dqName := name+"_q", name+"_dq"
+		nodes := g.Node[:0]
+		for _, n := range g.GetNode() {
+			if n.GetOpType() == "QuantizeLinear" && len(n.GetOutput()) == 1 && n.GetOutput()[0] == qName {
+				continue
+			}
+			for k, x := range n.GetInput() {
+				switch {
+				case x == qName:
+					n.Input[k] = name
+				case x == name && n.GetOpType() != "DequantizeLinear":
+					n.Input[k] = dqName
+				}
+			}
+			nodes = append(nodes, n)
+		}
+		g.Node = nodes
+		in.GetType().GetTensorType().ElemType = int32(onnxpb.TensorProto_UINT8)
+	}
 }
