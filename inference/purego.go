@@ -18,9 +18,9 @@ type pureGoRunner struct {
 	in, out []TensorInfo
 }
 
-func (r pureGoRunner) Inputs() []TensorInfo  { return r.in }
+func (r pureGoRunner) Inputs() []TensorInfo   { return r.in }
 func (r pureGoRunner) InputBytes(int) []uint8 { return nil }
-func (r pureGoRunner) Outputs() []TensorInfo { return r.out }
+func (r pureGoRunner) Outputs() []TensorInfo  { return r.out }
 
 func pureGoInfos(ts []purego.TensorInfo) []TensorInfo {
 	out := make([]TensorInfo, len(ts))

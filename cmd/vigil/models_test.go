@@ -96,7 +96,7 @@ func TestAnalyzeAllTasks(t *testing.T) {
 		if d.Label != "person" {
 			continue
 		}
-		persons++ // yolox
+		persons++          // yolox
 		if d.Mask != nil { // selfie on the person's surroundings
 			require.Equal(t, [2]int{576, 768}, d.Mask.Size)
 			require.NotEmpty(t, d.Mask.Counts)
