@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vigil-video/vigil/inference/ort"
+	"github.com/vigil-video/vigil/inference/ort/orttest"
 	"github.com/vigil-video/vigil/internal/shareddata"
 )
 
@@ -15,7 +16,7 @@ import (
 // one thread each, alternating so both see the same machine load. It
 // reports the ratio as x_ort (the target is at most 1.15).
 func BenchmarkInferVsORT(b *testing.B) {
-	needORT(b)
+	orttest.Init(b)
 	f := frame300(b)
 	path := shareddata.Path(b, "models/yolox_nano_416.onnx")
 	bu, err := FromONNX(path, "yolox")

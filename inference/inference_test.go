@@ -16,27 +16,12 @@ import (
 
 	"github.com/vigil-video/vigil/config"
 	"github.com/vigil-video/vigil/frame"
-	"github.com/vigil-video/vigil/inference/ort"
+	"github.com/vigil-video/vigil/inference/ort/orttest"
 	"github.com/vigil-video/vigil/ingest/decode"
 	"github.com/vigil-video/vigil/internal/shareddata"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// needORT skips (or fails under VIGIL_REQUIRE_SHARED=1) without ONNX Runtime.
-func needORT(tb testing.TB) {
-	tb.Helper()
-	path, err := ort.FindLibrary("")
-	if err == nil {
-		err = ort.Init(path)
-	}
-	if err != nil {
-		if shareddata.Required() {
-			tb.Fatalf("ONNX Runtime: %v", err)
-		}
-		tb.Skipf("ONNX Runtime: %v", err)
-	}
-}
 
 // frame300 returns frame 300 of the reference clip (768x576 yuv420p).
 func frame300(tb testing.TB) *frame.Frame {
@@ -143,7 +128,7 @@ func newEngine(t *testing.T, reg prometheus.Registerer, maxBatch int) *Engine {
 }
 
 func TestEngineYOLOX(t *testing.T) {
-	needORT(t)
+	orttest.Init(t)
 	f := frame300(t)
 	reg := prometheus.NewRegistry()
 	e := newEngine(t, reg, 8)
@@ -173,7 +158,7 @@ func TestEngineYOLOX(t *testing.T) {
 // batch-capable model: they share runs, and each stream gets its own
 // frame's result.
 func TestBatcher(t *testing.T) {
-	needORT(t)
+	orttest.Init(t)
 	src := frame300(t)
 	e := newEngine(t, nil, 4)
 	require.NoError(t, e.Load(config.Model{Name: "det", Bundle: shareddata.Path(t, "models/yolox_nano_416_batchN.onnx"), Family: "yolox", ScoreThreshold: 0.3}))

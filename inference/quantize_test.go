@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-video/vigil/inference/ort"
+	"github.com/vigil-video/vigil/inference/ort/orttest"
 	"github.com/vigil-video/vigil/ingest/decode"
 	"github.com/vigil-video/vigil/internal/shareddata"
 )
@@ -15,7 +16,7 @@ import (
 // clip, then loads the bundle: both variants are measured, and the one
 // served is the fastest allowed by the accuracy bound.
 func TestQuantizeAndChoose(t *testing.T) {
-	needORT(t)
+	orttest.Init(t)
 	reg := Registry{Root: t.TempDir()}
 	b, err := reg.Import(shareddata.Path(t, "models/yolox_nano_416.onnx"), "yolox", "det")
 	require.NoError(t, err)

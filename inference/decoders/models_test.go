@@ -4,7 +4,6 @@ package decoders
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/vigil-video/vigil/frame"
 	"github.com/vigil-video/vigil/inference/ort"
+	"github.com/vigil-video/vigil/inference/ort/orttest"
 	"github.com/vigil-video/vigil/inference/prep"
 	"github.com/vigil-video/vigil/internal/shareddata"
 )
@@ -24,19 +24,6 @@ import (
 // They skip when ONNX Runtime or the shared data is missing.
 
 const frameW, frameH = 768, 576
-
-func initORT(tb testing.TB) {
-	tb.Helper()
-	path, err := ort.FindLibrary("")
-	if errors.Is(err, ort.ErrLibraryNotFound) {
-		if shareddata.Required() {
-			tb.Fatalf("VIGIL_REQUIRE_SHARED=1: %v", err)
-		}
-		tb.Skipf("skipping: %v", err)
-	}
-	require.NoError(tb, err)
-	require.NoError(tb, ort.Init(path))
-}
 
 var (
 	framesMu sync.Mutex
@@ -77,7 +64,7 @@ type model struct {
 func openModel(tb testing.TB, file string, spec prep.Spec, family string, o Options, shapes map[string][]int64) *model {
 	tb.Helper()
 	path := shareddata.Path(tb, "models/"+file)
-	initORT(tb)
+	orttest.Init(tb)
 	// Benchmarks use one thread, so that ONNX Runtime's spinning pool
 	// threads do not take the CPU from the decoder being timed.
 	threads := 2

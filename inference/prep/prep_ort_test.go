@@ -17,6 +17,7 @@ import (
 
 	"github.com/vigil-video/vigil/frame"
 	"github.com/vigil-video/vigil/inference/ort"
+	"github.com/vigil-video/vigil/inference/ort/orttest"
 	"github.com/vigil-video/vigil/inference/prep"
 	"github.com/vigil-video/vigil/ingest/decode"
 	"github.com/vigil-video/vigil/internal/shareddata"
@@ -27,21 +28,6 @@ const (
 	clipFrame    = 300 // t = 30 s at 10 fps: the frame of the README's reference run
 	yoloSize     = 416
 )
-
-// initORT loads ONNX Runtime, skipping when it is not installed (failing
-// under VIGIL_REQUIRE_SHARED=1), as inference/ort's tests do.
-func initORT(tb testing.TB) {
-	tb.Helper()
-	path, err := ort.FindLibrary("")
-	if errors.Is(err, ort.ErrLibraryNotFound) {
-		if shareddata.Required() {
-			tb.Fatalf("VIGIL_REQUIRE_SHARED=1: %v", err)
-		}
-		tb.Skipf("skipping: %v", err)
-	}
-	require.NoError(tb, err)
-	require.NoError(tb, ort.Init(path))
-}
 
 // decodeYUV returns frame n of the clip as libavcodec decodes it (yuv420p),
 // copied out of the decoder's pool.
@@ -207,7 +193,7 @@ func yoloxCounts(out []float32) map[int]int {
 func TestYOLOXInput(t *testing.T) {
 	clip := shareddata.Path(t, "video/vtest_h264.mp4")
 	model := shareddata.Path(t, "models/yolox_nano_416.onnx")
-	initORT(t)
+	orttest.Init(t)
 	s, err := ort.Open(model, ort.SessionOptions{IntraOpThreads: 2})
 	require.NoError(t, err)
 	defer s.Close()

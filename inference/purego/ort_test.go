@@ -3,12 +3,12 @@
 package purego
 
 import (
-	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/vigil-video/vigil/inference/ort"
+	"github.com/vigil-video/vigil/inference/ort/orttest"
 	"github.com/vigil-video/vigil/internal/shareddata"
 )
 
@@ -22,26 +22,11 @@ const (
 	YOLOTolerance = 3e-4
 )
 
-// initORT loads ONNX Runtime, skipping when it is not installed (failing
-// under VIGIL_REQUIRE_SHARED=1).
-func initORT(tb testing.TB) {
-	tb.Helper()
-	path, err := ort.FindLibrary("")
-	if errors.Is(err, ort.ErrLibraryNotFound) {
-		if shareddata.Required() {
-			tb.Fatalf("VIGIL_REQUIRE_SHARED=1: %v", err)
-		}
-		tb.Skipf("skipping: %v", err)
-	}
-	require.NoError(tb, err)
-	require.NoError(tb, ort.Init(path))
-}
-
 // compareORT runs the model at path in both runtimes on the same random
 // input and checks every output agrees within Tolerance.
 func compareORT(t *testing.T, path string, batch int, tol float64, o Options) {
 	t.Helper()
-	initORT(t)
+	orttest.Init(t)
 	s, err := ort.Open(path, ort.SessionOptions{IntraOpThreads: 1, BatchSize: batch, InputShapes: o.InputShapes})
 	require.NoError(t, err)
 	defer s.Close()
@@ -107,7 +92,7 @@ func TestMatchesORT(t *testing.T) {
 // multiple of ONNX Runtime's (x_ort). purego_gorgonia_ops uses gorgonia's
 // Conv2d, Rectify and Concat instead of the Go kernels.
 func BenchmarkRun(b *testing.B) {
-	initORT(b)
+	orttest.Init(b)
 	for _, tc := range []struct {
 		name string
 		path func(b *testing.B) string

@@ -4,7 +4,6 @@ package quant
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -17,21 +16,6 @@ import (
 	"github.com/vigil-video/vigil/inference/ort"
 	"github.com/vigil-video/vigil/internal/shareddata"
 )
-
-// initORT loads ONNX Runtime, skipping when it is not installed (failing
-// under VIGIL_REQUIRE_SHARED=1).
-func initORT(tb testing.TB) {
-	tb.Helper()
-	path, err := ort.FindLibrary("")
-	if errors.Is(err, ort.ErrLibraryNotFound) {
-		if shareddata.Required() {
-			tb.Fatalf("VIGIL_REQUIRE_SHARED=1: %v", err)
-		}
-		tb.Skipf("skipping: %v", err)
-	}
-	require.NoError(tb, err)
-	require.NoError(tb, ort.Init(path))
-}
 
 // frames decodes n frames of vtest.avi, every step-th from frame first,
 // scaled to w x h (letterboxed to size x size with pad 114 when letterbox)

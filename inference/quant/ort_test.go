@@ -11,13 +11,14 @@ import (
 	"github.com/vigil-video/vigil/inference/onnx"
 	"github.com/vigil-video/vigil/inference/onnx/onnxpb"
 	"github.com/vigil-video/vigil/inference/ort"
+	"github.com/vigil-video/vigil/inference/ort/orttest"
 )
 
 // TestQuantizeValueMatchesORT runs ONNX Runtime's QuantizeLinear ->
 // DequantizeLinear on ties and random values and checks QuantizeValue
 // gives the same integers (round half to even, saturation).
 func TestQuantizeValueMatchesORT(t *testing.T) {
-	initORT(t)
+	orttest.Init(t)
 	const n = 4096
 	for _, p := range []Params{{Scale: 0.25, ZeroPoint: 10}, {Scale: 0.0173, ZeroPoint: 131}} {
 		b := onnx.NewBuilder("qdq", 1)
@@ -63,7 +64,7 @@ func TestQuantizeValueMatchesORT(t *testing.T) {
 // constant, MaxPool, Concat) quantized with heads through ONNX Runtime and
 // checks the ops fuse and the output stays close.
 func TestSmallModelORT(t *testing.T) {
-	initORT(t)
+	orttest.Init(t)
 	m := smallModel()
 	c, err := NewCalibrator(m, CalibratorOptions{})
 	require.NoError(t, err)

@@ -6,13 +6,15 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/vigil-video/vigil/inference/ort/orttest"
 )
 
 // quantizedPlainCNN calibrates the plain CNN on frames of vtest.avi and
 // returns the fp32 and int8 model paths and held-out inputs.
 func quantizedPlainCNN(tb testing.TB, method Method) (string, string, *Report, [][]float32) {
 	tb.Helper()
-	initORT(tb)
+	orttest.Init(tb)
 	m, flops := plainCNN()
 	require.InDelta(tb, 3.156e9, flops, 1e7)
 	imgs := frames(tb, 0, 25, 24, 320, 320, false)

@@ -13,6 +13,7 @@ import (
 	"github.com/vigil-video/vigil/inference/onnx"
 	"github.com/vigil-video/vigil/inference/onnx/onnxpb"
 	"github.com/vigil-video/vigil/inference/ort"
+	"github.com/vigil-video/vigil/inference/ort/orttest"
 	"github.com/vigil-video/vigil/internal/shareddata"
 )
 
@@ -20,7 +21,7 @@ import (
 // ops whose definition changed, and checks ONNX Runtime computes the same
 // outputs as from the original.
 func TestBumpOpsetKeepsOutputs(t *testing.T) {
-	initORT(t)
+	orttest.Init(t)
 	for _, tc := range []struct{ model, rewrites string }{
 		{"selfie_segmentation_landscape.onnx", "opset 9: Upsample -> Resize, Clip attributes -> inputs"},
 		{"nanodet_m_320.onnx", "opset 11: Split attribute -> input"},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vigil-video/vigil/inference/onnx"
 	"github.com/vigil-video/vigil/inference/ort"
+	"github.com/vigil-video/vigil/inference/ort/orttest"
 	"github.com/vigil-video/vigil/internal/shareddata"
 )
 
@@ -31,7 +32,7 @@ func yoloxInputs(tb testing.TB, first, step, n int) [][]float32 {
 // 5 s, away) with the 99.999th percentile and writes its int8 variant.
 func quantizedYOLOX(tb testing.TB) (string, string, *Report) {
 	tb.Helper()
-	initORT(tb)
+	orttest.Init(tb)
 	fp32 := shareddata.Path(tb, "models/yolox_nano_416.onnx")
 	m, err := onnx.Read(fp32)
 	require.NoError(tb, err)
