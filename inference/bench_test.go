@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/vigil-video/vigil/inference/ort"
 	"github.com/vigil-video/vigil/inference/ort/orttest"
 	"github.com/vigil-video/vigil/internal/shareddata"
@@ -55,4 +57,12 @@ func BenchmarkInferVsORT(b *testing.B) {
 	b.ReportMetric(float64(vigil.Microseconds())/1000/float64(b.N), "vigil_ms")
 	b.ReportMetric(float64(bare.Microseconds())/1000/float64(b.N), "ort_ms")
 	b.ReportMetric(float64(vigil)/float64(bare), "x_ort")
+	// Where Vigil's time goes, from the model's own histograms.
+	for _, stage := range []string{stagePrep, stageRun, stageDecode} {
+		h, err := collectHistogram(m.opts.metrics.duration.WithLabelValues("det", "cpu", stage).(prometheus.Histogram))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(h.GetSampleSum()*1000/float64(h.GetSampleCount()), stage+"_ms")
+	}
 }

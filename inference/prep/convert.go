@@ -176,7 +176,9 @@ func bilinearYUV(f *frame.Frame, xr, y int, x0 []int32, w []float32, dr, dg, db 
 		yy := yr[x : x+2]
 		r, g, b := t.chroma(ur[x>>1], vr[x>>1])
 		put(px[:3], t.y[yy[0]], r, g, b)
-		r, g, b = t.chroma(ur[(x+1)>>1], vr[(x+1)>>1])
+		if x&1 == 1 { // the pair straddles two chroma samples
+			r, g, b = t.chroma(ur[(x+1)>>1], vr[(x+1)>>1])
+		}
 		put(px[3:], t.y[yy[1]], r, g, b)
 		w0, w1 := w[2*i], w[2*i+1]
 		dr[i] = px[0]*w0 + px[3]*w1
