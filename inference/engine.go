@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -199,6 +200,12 @@ func (e *Engine) Analyze(ctx context.Context, models []string, f *frame.Frame, r
 			continue
 		}
 		dets, err := m.Infer(ctx, f)
+		if errors.Is(err, ErrModelClosed) {
+			// Replaced by a reload between lookup and submit: ask the new one.
+			if m, ok = e.Model(name); ok {
+				dets, err = m.Infer(ctx, f)
+			}
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

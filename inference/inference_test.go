@@ -224,3 +224,42 @@ func TestPureGoFallback(t *testing.T) {
 	require.Equal(t, map[string]int{"person": 8, "car": 2, "truck": 1}, count(r.Detections))
 	t.Logf("pure-Go yolox_nano_416: %.1f ms per frame", st.Variants[0].MeanMS)
 }
+
+// TestReloadWhileAnalyzing replaces a model while a stream analyses: the
+// stream keeps getting detections from the old model or the new one.
+func TestReloadWhileAnalyzing(t *testing.T) {
+	orttest.Init(t)
+	f := frame300(t)
+	e := newEngine(t, nil, 1)
+	cfg := config.Model{Name: "det", Bundle: shareddata.Path(t, "models/yolox_nano_416.onnx"), Family: "yolox", ScoreThreshold: 0.3}
+	require.NoError(t, e.Load(cfg))
+	stop := make(chan struct{})
+	var (
+		wg     sync.WaitGroup
+		frames int
+		empty  int
+	)
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			r := &frame.Result{}
+			require.NoError(t, e.Analyze(context.Background(), []string{"det"}, f, r))
+			frames++
+			if len(r.Detections) == 0 {
+				empty++
+			}
+		}
+	})
+	for range 3 {
+		require.NoError(t, e.Load(cfg))
+	}
+	close(stop)
+	wg.Wait()
+	t.Logf("%d frames analysed across 3 reloads, %d without detections", frames, empty)
+	require.Positive(t, frames)
+	require.Zero(t, empty)
+}
