@@ -114,9 +114,16 @@ func runBenchInfer(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	defer sess.Close()
 	pr := new(prep.Preparer)
-	per := len(sess.Input(0)) / *batch
+	v := m.Variant()
+	in, in8 := sess.Input(0), sess.InputBytes(0)
+	per := (len(in) + len(in8)) / *batch
 	for i := range *batch {
-		if _, err := pr.Fill(sess.Input(0)[i*per:(i+1)*per], frames[i], bundle.Input.Spec()); err != nil {
+		if in8 != nil {
+			_, err = pr.FillQuantized(in8[i*per:(i+1)*per], frames[i], bundle.Input.Spec(), v.InputScale, v.InputZeroPoint)
+		} else {
+			_, err = pr.Fill(in[i*per:(i+1)*per], frames[i], bundle.Input.Spec())
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -203,6 +203,14 @@ func TestModelsQuantize(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Regexp(t, `fp32 \(0\.0000\), int8 \(0\.\d{4}\)`, r.stdout)
 
+	// The int8 variant (uint8 input) against a bare session of itself.
+	r = vigil(t, 3*time.Minute, "bench", "infer", "--model", filepath.Join(reg, "det"), "--variant", "int8", "--runs", "1", "--iters", "2")
+	require.Equal(t, 0, r.code, r.stderr)
+	var rep benchInferReport
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep), r.stdout)
+	require.Equal(t, "int8", rep.Variant)
+	require.GreaterOrEqual(t, rep.Detections, 8)
+
 	r = vigil(t, time.Minute, "models", "quantize", src, "--calib", "file://"+clip)
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "import it first")
