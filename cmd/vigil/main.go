@@ -1,8 +1,10 @@
 // Command vigil is the Vigil video analytics server and its tools.
 //
 //	vigil serve    [--config FILE] [--listen ADDR]   run the server
-//	vigil analyze  --input URL [--out FILE] ...      analyse one source offline
-//	vigil bench    decode [--input FILE] ...         decode speed against ffmpeg
+//	vigil analyze  --input URL [--model M] ...       analyse one source offline
+//	vigil models   import|list|quantize ...          manage model bundles
+//	vigil eval     coco --gt GT --dt DT ...          score results like pycocotools
+//	vigil bench    decode|ingest|infer ...           speed against peers
 //	vigil version
 package main
 
