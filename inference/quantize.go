@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/vigil-video/vigil/frame"
 	"github.com/vigil-video/vigil/inference/decoders"
@@ -35,17 +36,20 @@ type QuantizeOptions struct {
 // kept to measure accuracy), and Finish quantizes, measures, and adds the
 // variant to the bundle. ort.Init must have succeeded.
 type Quantizer struct {
-	b        *Bundle
-	o        QuantizeOptions
-	fp32     Variant
-	spec     prep.Spec
-	pr       prep.Preparer
-	cal      *quant.Calibrator
-	buf      []float32
-	calib    int
-	holdout  [][]float32
-	holdTfs  []prep.Transform
-	inputLen int
+	b       *Bundle
+	o       QuantizeOptions
+	fp32    Variant
+	spec    prep.Spec
+	pr      prep.Preparer
+	cal     *quant.Calibrator
+	buf     []float32
+	calib   int
+	holdout [][]float32
+	// progress mirrors calib and len(holdout) for Progress, which another
+	// goroutine may call while Add runs.
+	nCalib, nHoldout atomic.Int64
+	holdTfs          []prep.Transform
+	inputLen         int
 }
 
 // NewQuantizer prepares to quantize bundle b's fp32 variant.
@@ -94,6 +98,7 @@ func (q *Quantizer) Add(f *frame.Frame) (bool, error) {
 			return false, err
 		}
 		q.calib++
+		q.nCalib.Store(int64(q.calib))
 		return q.Done(), nil
 	}
 	t := make([]float32, q.inputLen)
@@ -103,6 +108,7 @@ func (q *Quantizer) Add(f *frame.Frame) (bool, error) {
 	}
 	q.holdout = append(q.holdout, t)
 	q.holdTfs = append(q.holdTfs, tf)
+	q.nHoldout.Store(int64(len(q.holdout)))
 	return q.Done(), nil
 }
 
@@ -112,7 +118,10 @@ func (q *Quantizer) Done() bool {
 }
 
 // Progress returns how many calibration and held-out frames were added.
-func (q *Quantizer) Progress() (calib, holdout int) { return q.calib, len(q.holdout) }
+// It is safe to call while another goroutine calls Add.
+func (q *Quantizer) Progress() (calib, holdout int) {
+	return int(q.nCalib.Load()), int(q.nHoldout.Load())
+}
 
 // Close releases the calibration session.
 func (q *Quantizer) Close() error { return q.cal.Close() }
