@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/vigil-video/vigil/frame"
@@ -271,22 +272,38 @@ func (m *Model) process(batch []*request) {
 	per := (len(in) + len(in8)) / max(int(rn.Inputs()[0].Shape[0]), 1)
 	scale, zp := m.variant.InputScale, m.variant.InputZeroPoint
 	tfs := make([]prep.Transform, len(batch))
-	for i, r := range batch {
+	fill := func(pr *prep.Preparer, i int) {
+		r := batch[i]
 		switch {
 		case in8 != nil && r.isCrop:
-			tfs[i], r.err = m.prep.FillCropQuantized(in8[i*per:(i+1)*per], r.f, r.crop, m.spec, scale, zp)
+			tfs[i], r.err = pr.FillCropQuantized(in8[i*per:(i+1)*per], r.f, r.crop, m.spec, scale, zp)
 		case in8 != nil:
-			tfs[i], r.err = m.prep.FillQuantized(in8[i*per:(i+1)*per], r.f, m.spec, scale, zp)
+			tfs[i], r.err = pr.FillQuantized(in8[i*per:(i+1)*per], r.f, m.spec, scale, zp)
 		case r.isCrop:
-			tfs[i], r.err = m.prep.FillCrop(in[i*per:(i+1)*per], r.f, r.crop, m.spec)
+			tfs[i], r.err = pr.FillCrop(in[i*per:(i+1)*per], r.f, r.crop, m.spec)
 		default:
-			tfs[i], r.err = m.prep.Fill(in[i*per:(i+1)*per], r.f, m.spec)
+			tfs[i], r.err = pr.Fill(in[i*per:(i+1)*per], r.f, m.spec)
 		}
 		if r.err != nil {
 			r.err = fmt.Errorf("preparing frame %d of %s for %s: %w", r.f.Seq, r.f.StreamID, m.opts.Name, r.err)
 			m.m.errors.Inc()
 		}
 	}
+	// The images of a batch are prepared in parallel, one Preparer per
+	// worker; each writes its own slot of the input tensor.
+	workers := min(len(batch), len(m.preps))
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Go(func() {
+			for i := w; i < len(batch); i += workers {
+				fill(m.preps[w], i)
+			}
+		})
+	}
+	for i := 0; i < len(batch); i += workers {
+		fill(m.preps[0], i)
+	}
+	wg.Wait()
 	ran := time.Now()
 	m.m.duration.WithLabelValues(stagePrep).Observe(ran.Sub(start).Seconds())
 	if err := rn.Run(); err != nil {

@@ -36,7 +36,7 @@ func BenchmarkInferVsORT(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	if _, err := m.prep.Fill(s.Input(0), f, m.spec); err != nil {
+	if _, err := m.preps[0].Fill(s.Input(0), f, m.spec); err != nil {
 		b.Fatal(err)
 	}
 	ctx := context.Background()

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -82,7 +83,7 @@ type Model struct {
 	// Owned by the batcher goroutine.
 	runners   map[int]Runner
 	dec       decoders.Decoder
-	prep      *prep.Preparer
+	preps     []*prep.Preparer // one per pre-processing worker
 	outs      []decoders.Tensor
 	fixed     bool // the model's batch dimension is fixed: one request per run
 	input     graphInput
@@ -143,7 +144,10 @@ func LoadModel(b *Bundle, opts ModelOptions) (*Model, error) {
 	if m.dec, err = decoders.New(b.Family, dopts); err != nil {
 		return nil, fmt.Errorf("loading model %s: %w", opts.Name, err)
 	}
-	m.prep = new(prep.Preparer)
+	m.preps = make([]*prep.Preparer, max(1, min(m.maxBatch(), runtime.GOMAXPROCS(0))))
+	for i := range m.preps {
+		m.preps[i] = new(prep.Preparer)
+	}
 	if err := m.choose(); err != nil {
 		m.closeRunners()
 		return nil, fmt.Errorf("loading model %s (%s v%d) on %s: %w", opts.Name, b.Name, b.Version, opts.Device.Name, err)
