@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -68,6 +70,19 @@ func (m *Model) inferAll(ctx context.Context, rs []*request) ([][]frame.Detectio
 	return out, err
 }
 
+// RunBare runs the model's runtime session for a batch of n on whatever
+// its input tensor holds, without pre-processing, batching or decoding:
+// the runtime's own time on the very session Vigil uses, which is what
+// benchmarks compare Vigil's end-to-end time with.
+func (m *Model) RunBare(ctx context.Context, n int) error {
+	r := &request{bare: max(n, 1), done: make(chan struct{})}
+	if err := m.submit(ctx, r); err != nil {
+		return err
+	}
+	<-r.done
+	return r.err
+}
+
 func (m *Model) submit(ctx context.Context, r *request) error {
 	r.enq = time.Now()
 	select {
@@ -111,6 +126,11 @@ func (m *Model) closeRunners() {
 
 // run is the batcher goroutine.
 func (m *Model) run(ctx context.Context) {
+	// One OS thread calls the runtime, as a plain program's main thread
+	// would: runtimes keep per-thread state (ONNX Runtime's thread pool
+	// counts the caller as a worker).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	defer close(m.done)
 	defer m.closeRunners()
 	maxB := m.maxBatch()
@@ -153,12 +173,25 @@ func (m *Model) run(ctx context.Context) {
 			}
 			timer.Stop()
 		}
-		if m.fixed {
+		images := batch
+		if slices.ContainsFunc(batch, func(r *request) bool { return r.bare > 0 }) {
+			images = nil
 			for _, r := range batch {
+				if r.bare > 0 {
+					m.runBare(r)
+				} else {
+					images = append(images, r)
+				}
+			}
+		}
+		switch {
+		case len(images) == 0:
+		case m.fixed:
+			for _, r := range images {
 				m.process([]*request{r})
 			}
-		} else {
-			m.process(batch)
+		default:
+			m.process(images)
 		}
 	}
 }
@@ -179,7 +212,7 @@ func (m *Model) drain() {
 // seen notes a whole-frame request's stream, to know how many streams
 // feed the model and how often.
 func (m *Model) seen(r *request) {
-	if r.isCrop {
+	if r.isCrop || r.bare > 0 {
 		return
 	}
 	id := r.f.StreamID
@@ -242,6 +275,18 @@ func (m *Model) runner(n int) (Runner, int, error) {
 	return r, size, nil
 }
 
+// runBare answers a RunBare request.
+func (m *Model) runBare(r *request) {
+	defer close(r.done)
+	rn, _, err := m.runner(r.bare)
+	if err == nil {
+		err = rn.Run()
+	}
+	if err != nil {
+		r.err = fmt.Errorf("running %s: %w", m.opts.Name, err)
+	}
+}
+
 // process pre-processes, runs and decodes one batch and answers its
 // requests.
 func (m *Model) process(batch []*request) {
@@ -272,7 +317,15 @@ func (m *Model) process(batch []*request) {
 	per := (len(in) + len(in8)) / max(int(rn.Inputs()[0].Shape[0]), 1)
 	scale, zp := m.variant.InputScale, m.variant.InputZeroPoint
 	tfs := make([]prep.Transform, len(batch))
-	fill := func(pr *prep.Preparer, i int) {
+	// Each worker prepares whole images when the batch has enough of them
+	// for all; otherwise the workers share each image, by bands of rows.
+	type filler interface {
+		Fill([]float32, *frame.Frame, prep.Spec) (prep.Transform, error)
+		FillCrop([]float32, *frame.Frame, frame.Box, prep.Spec) (prep.Transform, error)
+		FillQuantized([]uint8, *frame.Frame, prep.Spec, float32, uint8) (prep.Transform, error)
+		FillCropQuantized([]uint8, *frame.Frame, frame.Box, prep.Spec, float32, uint8) (prep.Transform, error)
+	}
+	fill := func(pr filler, i int) {
 		r := batch[i]
 		switch {
 		case in8 != nil && r.isCrop:
@@ -289,21 +342,24 @@ func (m *Model) process(batch []*request) {
 			m.m.errors.Inc()
 		}
 	}
-	// The images of a batch are prepared in parallel, one Preparer per
-	// worker; each writes its own slot of the input tensor.
-	workers := min(len(batch), len(m.preps))
-	var wg sync.WaitGroup
-	for w := 1; w < workers; w++ {
-		wg.Go(func() {
-			for i := w; i < len(batch); i += workers {
-				fill(m.preps[w], i)
-			}
-		})
+	if workers := len(m.preps); len(batch) < workers {
+		for i := range batch {
+			fill(m.preps, i)
+		}
+	} else {
+		var wg sync.WaitGroup
+		for w := 1; w < workers; w++ {
+			wg.Go(func() {
+				for i := w; i < len(batch); i += workers {
+					fill(m.preps[w], i)
+				}
+			})
+		}
+		for i := 0; i < len(batch); i += workers {
+			fill(m.preps[0], i)
+		}
+		wg.Wait()
 	}
-	for i := 0; i < len(batch); i += workers {
-		fill(m.preps[0], i)
-	}
-	wg.Wait()
 	ran := time.Now()
 	m.m.duration.WithLabelValues(stagePrep).Observe(ran.Sub(start).Seconds())
 	if err := rn.Run(); err != nil {

@@ -83,7 +83,7 @@ type Model struct {
 	// Owned by the batcher goroutine.
 	runners   map[int]Runner
 	dec       decoders.Decoder
-	preps     []*prep.Preparer // one per pre-processing worker
+	preps     prep.Group // one Preparer per pre-processing worker
 	outs      []decoders.Tensor
 	fixed     bool // the model's batch dimension is fixed: one request per run
 	input     graphInput
@@ -95,8 +95,10 @@ type Model struct {
 	closeOnce sync.Once
 }
 
-// request is one image to run: a whole frame, or a crop of it.
+// request is one image to run: a whole frame, or a crop of it; or, with
+// bare > 0, a run of the runtime alone on a batch of that size.
 type request struct {
+	bare   int
 	f      *frame.Frame
 	crop   frame.Box
 	isCrop bool
@@ -144,10 +146,13 @@ func LoadModel(b *Bundle, opts ModelOptions) (*Model, error) {
 	if m.dec, err = decoders.New(b.Family, dopts); err != nil {
 		return nil, fmt.Errorf("loading model %s: %w", opts.Name, err)
 	}
-	m.preps = make([]*prep.Preparer, max(1, min(m.maxBatch(), runtime.GOMAXPROCS(0))))
-	for i := range m.preps {
-		m.preps[i] = new(prep.Preparer)
+	// Pre-processing uses as many cores as the runtime may (its thread
+	// setting, else every core Go has).
+	workers := runtime.GOMAXPROCS(0)
+	if opts.Device.Threads > 0 {
+		workers = min(workers, opts.Device.Threads)
 	}
+	m.preps = prep.NewGroup(workers)
 	if err := m.choose(); err != nil {
 		m.closeRunners()
 		return nil, fmt.Errorf("loading model %s (%s v%d) on %s: %w", opts.Name, b.Name, b.Version, opts.Device.Name, err)

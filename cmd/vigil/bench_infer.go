@@ -14,8 +14,6 @@ import (
 	"github.com/vigil-video/vigil/config"
 	"github.com/vigil-video/vigil/frame"
 	"github.com/vigil-video/vigil/inference"
-	"github.com/vigil-video/vigil/inference/ort"
-	"github.com/vigil-video/vigil/inference/prep"
 	"github.com/vigil-video/vigil/ingest/decode"
 	"github.com/vigil-video/vigil/internal/shareddata"
 )
@@ -31,8 +29,9 @@ type benchInferReport struct {
 	// frame, the run, and decoding the outputs into detections, through
 	// the model's batcher.
 	VigilMS float64 `json:"vigil_ms"`
-	// ORTMS is a bare ONNX Runtime session's time per image on the same
-	// variant, batch size and threads, on a ready input tensor.
+	// ORTMS is ONNX Runtime's own time per image: the same session run
+	// alone on the input tensor Vigil prepared, with no pre-processing,
+	// batching or decoding.
 	ORTMS float64 `json:"ort_ms"`
 	// Ratio is VigilMS / ORTMS: 1.15 means Vigil adds 15%.
 	Ratio      float64 `json:"ratio"`
@@ -50,7 +49,7 @@ func runBenchInfer(ctx context.Context, args []string, stdout, stderr io.Writer)
 	input := fs.String("input", "", "video `file` to take the frame from (default: vtest_h264.mp4 from ../shared/data)")
 	index := fs.Int("frame", 300, "0-based `index` of the frame")
 	runs := fs.Int("runs", 3, "rounds of --iters batches")
-	iters := fs.Int("iters", 20, "batches per round; each Vigil batch is followed by a bare run, and the medians are compared")
+	iters := fs.Int("iters", 20, "batches per round; each Vigil batch is followed by a bare run of the same session, and the medians are compared")
 	ortLib := fs.String("ort-library", "", "path of libonnxruntime.so")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -105,44 +104,21 @@ func runBenchInfer(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if *batch > 1 && st.MaxBatch < *batch {
 		return fmt.Errorf("--batch %d: the model's batch dimension is fixed to %d (use a batch-capable copy)", *batch, st.MaxBatch)
 	}
-	bundle := m.Bundle()
-
-	// The bare session gets the tensor Vigil prepared, so both run the same input.
-	sess, err := ort.Open(bundle.Path(m.Variant()), ort.SessionOptions{IntraOpThreads: *threads, BatchSize: *batch})
-	if err != nil {
-		return err
-	}
-	defer sess.Close()
-	pr := new(prep.Preparer)
-	v := m.Variant()
-	in, in8 := sess.Input(0), sess.InputBytes(0)
-	per := (len(in) + len(in8)) / *batch
-	for i := range *batch {
-		if in8 != nil {
-			_, err = pr.FillQuantized(in8[i*per:(i+1)*per], frames[i], bundle.Input.Spec(), v.InputScale, v.InputZeroPoint)
-		} else {
-			_, err = pr.Fill(in[i*per:(i+1)*per], frames[i], bundle.Input.Spec())
-		}
-		if err != nil {
-			return err
-		}
-	}
 
 	rep := benchInferReport{Model: *model, Variant: m.Variant().Name, Device: st.Device, Batch: *batch, Threads: *threads}
 	var dets [][]frame.Detection
-	for range 2 { // warm up both
+	for range 2 { // warm up
 		if dets, err = m.InferFrames(ctx, frames); err != nil {
-			return err
-		}
-		if err := sess.Run(); err != nil {
 			return err
 		}
 	}
 	for _, d := range dets {
 		rep.Detections += len(d)
 	}
-	// Alternate one Vigil batch and one bare run, so that both see the
-	// same machine load, and compare medians.
+	// The bare runs use Vigil's own session, on the tensor its last batch
+	// left in it: same options, same thread pool, same input. Alternating
+	// one Vigil batch and one bare run lets both see the same machine load;
+	// medians are compared.
 	vs := make([]float64, 0, *runs**iters)
 	bare := make([]float64, 0, *runs**iters)
 	perImage := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 / float64(*batch) }
@@ -152,7 +128,7 @@ func runBenchInfer(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return err
 		}
 		mid := time.Now()
-		if err := sess.Run(); err != nil {
+		if err := m.RunBare(ctx, *batch); err != nil {
 			return err
 		}
 		vs = append(vs, perImage(mid.Sub(start)))

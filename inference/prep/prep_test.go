@@ -730,3 +730,47 @@ func BenchmarkFill(b *testing.B) {
 		measure(b, func() error { refFill(f, rect{0, 0, 768, 576}, yolox); return nil })
 	})
 }
+
+// TestGroupMatchesPreparer: a Group's bands give exactly one Preparer's
+// result, for whole frames, crops and quantized output.
+func TestGroupMatchesPreparer(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	var p Preparer
+	g := NewGroup(3)
+	for iter := range 200 {
+		w, h := 1+rng.IntN(200), 1+rng.IntN(200)
+		f := randFrame(rng, w, h, formats[rng.IntN(len(formats))])
+		s := randSpec(rng)
+		// Inputs tall enough for several bands (16 rows each, at least).
+		s.Width, s.Height = 8+rng.IntN(120), 40+rng.IntN(120)
+		msg := fmt.Sprintf("iteration %d: %dx%d %+v", iter, w, h, s)
+		want := make([]float32, s.Width*s.Height*3)
+		got := make([]float32, len(want))
+		wt, err := p.Fill(want, f, s)
+		require.NoError(t, err, msg)
+		gt, err := g.Fill(got, f, s)
+		require.NoError(t, err, msg)
+		require.Equal(t, wt, gt, msg)
+		require.Equal(t, want, got, msg)
+
+		box := frame.Box{X1: float32(w) / 4, Y1: float32(h) / 4, X2: float32(w), Y2: float32(h)}
+		wt, err = p.FillCrop(want, f, box, s)
+		require.NoError(t, err, msg)
+		gt, err = g.FillCrop(got, f, box, s)
+		require.NoError(t, err, msg)
+		require.Equal(t, wt, gt, msg)
+		require.Equal(t, want, got, msg)
+
+		wq, gq := make([]uint8, len(want)), make([]uint8, len(want))
+		_, err = p.FillQuantized(wq, f, s, 0.7, 9)
+		require.NoError(t, err, msg)
+		_, err = g.FillQuantized(gq, f, s, 0.7, 9)
+		require.NoError(t, err, msg)
+		require.Equal(t, wq, gq, msg)
+		_, err = p.FillCropQuantized(wq, f, box, s, 0.7, 9)
+		require.NoError(t, err, msg)
+		_, err = g.FillCropQuantized(gq, f, box, s, 0.7, 9)
+		require.NoError(t, err, msg)
+		require.Equal(t, wq, gq, msg)
+	}
+}

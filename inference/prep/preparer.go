@@ -222,6 +222,14 @@ func cropRect(f *frame.Frame, b frame.Box) (rect, error) {
 // horizontally resizes the source rows it needs (each at most once), blends
 // them vertically, normalises and writes the row; then it pads.
 func (p *Preparer) run(out output, f *frame.Frame, r rect, s Spec) (Transform, error) {
+	return runOn([]*Preparer{p}, out, f, r, s)
+}
+
+// runOn is run with the content rows split into contiguous bands, one per
+// Preparer, each band on a goroutine of its own (the first on the
+// caller's). Every Preparer keeps its own plan and row cache; the bands
+// write disjoint rows of out.
+func runOn(ps []*Preparer, out output, f *frame.Frame, r rect, s Spec) (Transform, error) {
 	if err := s.Validate(); err != nil {
 		return Transform{}, err
 	}
@@ -233,9 +241,39 @@ func (p *Preparer) run(out output, f *frame.Frame, r rect, s Spec) (Transform, e
 		}
 		return Transform{}, fmt.Errorf("prep: dst has %d values, want %d (%dx%dx3)", got, n, s.Width, s.Height)
 	}
-	pl := p.plan(r.w, r.h, s)
-	p.scratch(pl)
+	pl := ps[0].plan(r.w, r.h, s)
+	em := newEmitter(out, pl, s)
+	// Bands of at least 16 rows: splitting further costs more in row
+	// conversions shared by neighbouring bands than it saves.
+	bands := max(1, min(len(ps), pl.nh/16))
+	if bands == 1 {
+		ps[0].band(f, r, pl, &em, 0, pl.nh)
+	} else {
+		per := (pl.nh + bands - 1) / bands
+		var wg sync.WaitGroup
+		for i := 1; i < bands; i++ {
+			q := ps[i]
+			qpl := q.plan(r.w, r.h, s)
+			qem := em
+			qem.pl = qpl
+			wg.Go(func() { q.band(f, r, qpl, &qem, i*per, min((i+1)*per, pl.nh)) })
+		}
+		ps[0].band(f, r, pl, &em, 0, per)
+		wg.Wait()
+	}
+	em.pad()
 
+	sx, sy := float64(pl.nw)/float64(r.w), float64(pl.nh)/float64(r.h)
+	return Transform{
+		ScaleX: float32(sx), ScaleY: float32(sy),
+		PadX: float32(float64(pl.offX) - float64(r.x)*sx),
+		PadY: float32(float64(pl.offY) - float64(r.y)*sy),
+		SrcW: f.Width, SrcH: f.Height,
+	}, nil
+}
+
+// newEmitter sets up the normalisation of spec s into out.
+func newEmitter(out output, pl *plan, s Spec) emitter {
 	// Per output channel: x*mul + add in float, or x*qmul + qadd before
 	// rounding for quantized output.
 	em := emitter{out: out, pl: pl, W: s.Width, H: s.Height, nchw: s.Layout == NCHW, zero: float32(out.qZero)}
@@ -257,12 +295,17 @@ func (p *Preparer) run(out output, f *frame.Frame, r rect, s Spec) (Transform, e
 	if s.Color == BGR {
 		em.chans = [3]int{2, 1, 0}
 	}
+	return em
+}
 
+// band writes content rows [from, to) through em.
+func (p *Preparer) band(f *frame.Frame, r rect, pl *plan, em *emitter, from, to int) {
+	p.scratch(pl)
 	for i := range p.key {
 		p.key[i] = -1
 	}
 	taps, nw := pl.taps, pl.nw
-	for oy := range pl.nh {
+	for oy := from; oy < to; oy++ {
 		wy := pl.yW[oy*taps : oy*taps+taps]
 		iy := pl.yIdx[oy*taps : oy*taps+taps]
 		var src [4][]float32 // slot of each tap
@@ -287,15 +330,6 @@ func (p *Preparer) run(out output, f *frame.Frame, r rect, s Spec) (Transform, e
 			em.row(oy, &p.line)
 		}
 	}
-	em.pad()
-
-	sx, sy := float64(pl.nw)/float64(r.w), float64(pl.nh)/float64(r.h)
-	return Transform{
-		ScaleX: float32(sx), ScaleY: float32(sy),
-		PadX: float32(float64(pl.offX) - float64(r.x)*sx),
-		PadY: float32(float64(pl.offY) - float64(r.y)*sy),
-		SrcW: f.Width, SrcH: f.Height,
-	}, nil
 }
 
 // scratch sizes the Preparer's row buffers for pl.
@@ -344,9 +378,11 @@ func hresize(dr, dg, db []float32, conv []float32, pl *plan) {
 		idx, w := pl.xIdx[:2*n], pl.xW[:2*n]
 		if pl.adjacent {
 			for i := range dr {
-				j := idx[2*i]
-				ab := conv[j : j+6]
-				w0, w1 := w[2*i], w[2*i+1]
+				k := 2 * i
+				j := int(idx[k])
+				ab := conv[j : j+6 : j+6]
+				ww := w[k : k+2 : k+2]
+				w0, w1 := ww[0], ww[1]
 				dr[i] = ab[0]*w0 + ab[3]*w1
 				dg[i] = ab[1]*w0 + ab[4]*w1
 				db[i] = ab[2]*w0 + ab[5]*w1
@@ -401,6 +437,7 @@ func (e *emitter) blend(oy int, a, b []float32, w0, w1 float32) {
 		case e.out.q == nil && e.nchw:
 			o := c*plane + y*e.W + pl.offX
 			d := e.out.f[o : o+nw]
+			ra, rb := ra[:len(d)], rb[:len(d)]
 			for i := range d {
 				d[i] = ra[i]*m0 + rb[i]*m1 + add
 			}
@@ -554,4 +591,65 @@ func grow[T any](s []T, n int) []T {
 		return make([]T, n)
 	}
 	return s[:n]
+}
+
+// Group fills one image with several Preparers at once, each on a
+// goroutine of its own over a band of output rows, for a large picture and
+// idle cores. The result is identical to a single Preparer's. A Group is
+// not safe for concurrent use; it needs at least one Preparer.
+type Group []*Preparer
+
+// NewGroup returns a Group of n Preparers (at least one).
+func NewGroup(n int) Group {
+	g := make(Group, max(n, 1))
+	for i := range g {
+		g[i] = new(Preparer)
+	}
+	return g
+}
+
+// Fill is Preparer.Fill, shared among the group.
+func (g Group) Fill(dst []float32, f *frame.Frame, s Spec) (Transform, error) {
+	if err := checkFrame(f); err != nil {
+		return Transform{}, err
+	}
+	return runOn(g, output{f: dst}, f, rect{0, 0, f.Width, f.Height}, s)
+}
+
+// FillCrop is Preparer.FillCrop, shared among the group.
+func (g Group) FillCrop(dst []float32, f *frame.Frame, box frame.Box, s Spec) (Transform, error) {
+	if err := checkFrame(f); err != nil {
+		return Transform{}, err
+	}
+	r, err := cropRect(f, box)
+	if err != nil {
+		return Transform{}, err
+	}
+	return runOn(g, output{f: dst}, f, r, s)
+}
+
+// FillQuantized is Preparer.FillQuantized, shared among the group.
+func (g Group) FillQuantized(dst []uint8, f *frame.Frame, s Spec, scale float32, zeroPoint uint8) (Transform, error) {
+	if !(scale > 0) || math.IsInf(float64(scale), 0) {
+		return Transform{}, fmt.Errorf("prep: quantization scale must be > 0 and finite, got %v", scale)
+	}
+	if err := checkFrame(f); err != nil {
+		return Transform{}, err
+	}
+	return runOn(g, output{q: dst, qScale: scale, qZero: zeroPoint}, f, rect{0, 0, f.Width, f.Height}, s)
+}
+
+// FillCropQuantized is Preparer.FillCropQuantized, shared among the group.
+func (g Group) FillCropQuantized(dst []uint8, f *frame.Frame, box frame.Box, s Spec, scale float32, zeroPoint uint8) (Transform, error) {
+	if !(scale > 0) || math.IsInf(float64(scale), 0) {
+		return Transform{}, fmt.Errorf("prep: quantization scale must be > 0 and finite, got %v", scale)
+	}
+	if err := checkFrame(f); err != nil {
+		return Transform{}, err
+	}
+	r, err := cropRect(f, box)
+	if err != nil {
+		return Transform{}, err
+	}
+	return runOn(g, output{q: dst, qScale: scale, qZero: zeroPoint}, f, r, s)
 }
