@@ -3,15 +3,16 @@
 package quant
 
 import (
-	"math"
-	"sort"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/vigil-video/vigil/frame"
+	"github.com/vigil-video/vigil/inference/decoders"
 	"github.com/vigil-video/vigil/inference/onnx"
 	"github.com/vigil-video/vigil/inference/ort"
 	"github.com/vigil-video/vigil/inference/ort/orttest"
+	"github.com/vigil-video/vigil/inference/prep"
 	"github.com/vigil-video/vigil/internal/shareddata"
 )
 
@@ -49,69 +50,17 @@ func quantizedYOLOX(tb testing.TB) (string, string, *Report) {
 	return fp32, writeModel(tb, q, "yolox_int8.onnx"), rep
 }
 
-type det struct {
-	x1, y1, x2, y2, score float32
-	class                 int
-}
-
-func iou(a, b det) float32 {
-	iw := min(a.x2, b.x2) - max(a.x1, b.x1)
-	ih := min(a.y2, b.y2) - max(a.y1, b.y1)
-	if iw <= 0 || ih <= 0 {
-		return 0
-	}
-	inter := iw * ih
-	return inter / ((a.x2-a.x1)*(a.y2-a.y1) + (b.x2-b.x1)*(b.y2-b.y1) - inter)
-}
-
-// decodeYOLOX is a minimal decoder of YOLOX's raw 3549x85 output (grids
-// over strides 8, 16, 32; score = obj * best class; per-class NMS at 0.45).
-func decodeYOLOX(out []float32, thresh float32) []det {
-	var cands []det
-	row := 0
-	for _, stride := range []int{8, 16, 32} {
-		g := yoloSize / stride
-		for gy := range g {
-			for gx := range g {
-				p := out[row*85 : (row+1)*85]
-				row++
-				best, cls := float32(0), 0
-				for c, v := range p[5:] {
-					if v > best {
-						best, cls = v, c
-					}
-				}
-				if p[4]*best < thresh {
-					continue
-				}
-				cx, cy := (p[0]+float32(gx))*float32(stride), (p[1]+float32(gy))*float32(stride)
-				w := float32(math.Exp(float64(p[2]))) * float32(stride)
-				h := float32(math.Exp(float64(p[3]))) * float32(stride)
-				cands = append(cands, det{cx - w/2, cy - h/2, cx + w/2, cy + h/2, p[4] * best, cls})
-			}
-		}
-	}
-	sort.Slice(cands, func(i, j int) bool { return cands[i].score > cands[j].score })
-	var keep []det
-	for _, c := range cands {
-		ok := true
-		for _, k := range keep {
-			if k.class == c.class && iou(k, c) > 0.45 {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			keep = append(keep, c)
-		}
-	}
-	return keep
-}
-
-func persons(ds []det) []det {
-	var p []det
-	for _, d := range ds {
-		if d.class == 0 {
+// persons decodes YOLOX's raw output with Vigil's decoder (score 0.3,
+// class-aware NMS at 0.45) and keeps the persons, in input pixels.
+func persons(tb testing.TB, out []float32) []frame.Detection {
+	dec, err := decoders.New("yolox", decoders.Options{InputW: yoloSize, InputH: yoloSize, ScoreThreshold: 0.3})
+	require.NoError(tb, err)
+	identity := prep.Transform{ScaleX: 1, ScaleY: 1, SrcW: yoloSize, SrcH: yoloSize}
+	dets, err := dec.Decode(nil, []decoders.Tensor{{Name: "output", Shape: []int64{1, 3549, 85}, Data: out}}, 0, identity)
+	require.NoError(tb, err)
+	var p []frame.Detection
+	for _, d := range dets {
+		if d.Class == 0 {
 			p = append(p, d)
 		}
 	}
@@ -157,21 +106,21 @@ func TestYOLOX(t *testing.T) {
 	// Frame 300 (t = 30 s) is held out of calibration: fp32 finds 8
 	// persons there (see ../shared/data/README.md).
 	in := yoloxInputs(t, 300, 1, 1)[0]
-	run := func(path string) []det {
+	run := func(path string) []frame.Detection {
 		s, err := ort.Open(path, ortOpts(2))
 		require.NoError(t, err)
 		defer s.Close()
 		copy(s.Input(0), in)
 		require.NoError(t, s.Run())
-		return decodeYOLOX(s.Output(0), 0.3)
+		return persons(t, s.Output(0))
 	}
-	ref, got := persons(run(fp32)), persons(run(int8))
+	ref, got := run(fp32), run(int8)
 	t.Logf("persons: fp32 %d, int8 %d", len(ref), len(got))
 	require.InDelta(t, 8, len(ref), 1)
 	matched := 0
 	for _, r := range ref {
 		for _, g := range got {
-			if iou(r, g) > 0.5 {
+			if r.Box.IoU(g.Box) > 0.5 {
 				matched++
 				break
 			}
