@@ -12,11 +12,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/vigil-video/vigil/inference/decoders"
+	"github.com/vigil-video/vigil/inference/prep"
 	"github.com/vigil-video/vigil/internal/shareddata"
 )
 
@@ -93,66 +94,6 @@ func letterbox(dst []float32, img []byte) float64 {
 	return r
 }
 
-type det struct {
-	x1, y1, x2, y2, score float32
-	class                 int
-}
-
-func iou(a, b det) float32 {
-	iw := min(a.x2, b.x2) - max(a.x1, b.x1)
-	ih := min(a.y2, b.y2) - max(a.y1, b.y1)
-	if iw <= 0 || ih <= 0 {
-		return 0
-	}
-	inter := iw * ih
-	return inter / ((a.x2-a.x1)*(a.y2-a.y1) + (b.x2-b.x1)*(b.y2-b.y1) - inter)
-}
-
-// decodeYOLOX is a minimal reference decoder of YOLOX's raw 3549x85 output
-// (grids over strides 8, 16, 32; score = obj * best class; per-class NMS).
-func decodeYOLOX(out []float32, thresh, nmsIoU float32) []det {
-	var cands []det
-	row := 0
-	for _, stride := range []int{8, 16, 32} {
-		g := yoloSize / stride
-		for gy := range g {
-			for gx := range g {
-				p := out[row*85 : (row+1)*85]
-				row++
-				best, cls := float32(0), 0
-				for c, v := range p[5:] {
-					if v > best {
-						best, cls = v, c
-					}
-				}
-				score := p[4] * best
-				if score < thresh {
-					continue
-				}
-				cx := (p[0] + float32(gx)) * float32(stride)
-				cy := (p[1] + float32(gy)) * float32(stride)
-				w := float32(math.Exp(float64(p[2]))) * float32(stride)
-				h := float32(math.Exp(float64(p[3]))) * float32(stride)
-				cands = append(cands, det{cx - w/2, cy - h/2, cx + w/2, cy + h/2, score, cls})
-			}
-		}
-	}
-	sort.Slice(cands, func(i, j int) bool { return cands[i].score > cands[j].score })
-	var keep []det
-	for _, c := range cands {
-		ok := true
-		for _, k := range keep {
-			if k.class == c.class && iou(k, c) > nmsIoU {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			keep = append(keep, c)
-		}
-	}
-	return keep
-}
 
 func openModel(tb testing.TB, name string, opts SessionOptions) *Session {
 	tb.Helper()
@@ -175,9 +116,14 @@ func TestYOLOXFrame(t *testing.T) {
 	require.NoError(t, s.Run())
 	first := slices.Clone(s.Output(0))
 
+	dec, err := decoders.New("yolox", decoders.Options{InputW: 416, InputH: 416, ScoreThreshold: 0.3, NMSIoU: 0.45})
+	require.NoError(t, err)
+	identity := prep.Transform{ScaleX: 1, ScaleY: 1, SrcW: 416, SrcH: 416}
+	dets, err := dec.Decode(nil, []decoders.Tensor{{Name: "output", Shape: []int64{1, 3549, 85}, Data: first}}, 0, identity)
+	require.NoError(t, err)
 	counts := map[int]int{}
-	for _, d := range decodeYOLOX(first, 0.3, 0.45) {
-		counts[d.class]++
+	for _, d := range dets {
+		counts[d.Class]++
 	}
 	const person, car, truck = 0, 2, 7
 	t.Logf("persons %d, cars %d, trucks %d, all %v", counts[person], counts[car], counts[truck], counts)
