@@ -85,16 +85,17 @@ func (m *Model) RunBare(ctx context.Context, n int) error {
 
 func (m *Model) submit(ctx context.Context, r *request) error {
 	r.enq = time.Now()
-	select {
-	case <-m.done:
+	// A request is either refused here or answered by the batcher, even
+	// one sent while the model closes: the batcher drains until no submit
+	// is in flight (see drain).
+	m.submitting.Add(1)
+	defer m.submitting.Add(-1)
+	if m.closed.Load() {
 		return fmt.Errorf("running %s: %w", m.opts.Name, ErrModelClosed)
-	default:
 	}
 	select {
 	case m.requests <- r:
 		return nil
-	case <-m.done:
-		return fmt.Errorf("running %s: %w", m.opts.Name, ErrModelClosed)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -196,16 +197,22 @@ func (m *Model) run(ctx context.Context) {
 	}
 }
 
-// drain answers every queued request after the model is closed.
+// drain refuses new requests and answers every queued one, and those of
+// submits still in flight, with ErrModelClosed.
 func (m *Model) drain() {
+	m.closed.Store(true)
 	for {
 		select {
 		case r := <-m.requests:
 			r.err = fmt.Errorf("running %s: %w", m.opts.Name, ErrModelClosed)
 			close(r.done)
+			continue
 		default:
+		}
+		if m.submitting.Load() == 0 && len(m.requests) == 0 {
 			return
 		}
+		runtime.Gosched()
 	}
 }
 

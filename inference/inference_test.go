@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -262,4 +263,49 @@ func TestReloadWhileAnalyzing(t *testing.T) {
 	t.Logf("%d frames analysed across 3 reloads, %d without detections", frames, empty)
 	require.Positive(t, frames)
 	require.Zero(t, empty)
+}
+
+// TestCloseWhileInferring closes a model under load: every request is
+// answered, with a result or ErrModelClosed, and no caller hangs.
+func TestCloseWhileInferring(t *testing.T) {
+	orttest.Init(t)
+	f := frame300(t)
+	b, err := FromONNX(shareddata.Path(t, "models/yolox_nano_416_batchN.onnx"), "yolox")
+	require.NoError(t, err)
+	dev, _ := ParseDevice("cpu", 1)
+	m, err := LoadModel(b, ModelOptions{Name: "det", Device: dev, MaxBatch: 4, TimedRuns: 1, WarmupRuns: 1})
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	results := map[string]int{}
+	for i := range 6 {
+		wg.Go(func() {
+			c := f.Share()
+			c.StreamID = fmt.Sprintf("s%d", i)
+			for {
+				_, err := m.Infer(context.Background(), c)
+				mu.Lock()
+				if err != nil {
+					require.ErrorIs(t, err, ErrModelClosed)
+					results["closed"]++
+					mu.Unlock()
+					return
+				}
+				results["ok"]++
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	require.NoError(t, m.Close())
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("callers still waiting 10 s after Close")
+	}
+	t.Logf("results: %v", results)
+	require.Equal(t, 6, results["closed"])
+	require.Positive(t, results["ok"])
 }

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vigil-video/vigil/frame"
@@ -81,18 +82,22 @@ type Model struct {
 	m       *modelMetrics
 
 	// Owned by the batcher goroutine.
-	runners   map[int]Runner
-	dec       decoders.Decoder
-	preps     prep.Group // one Preparer per pre-processing worker
-	outs      []decoders.Tensor
-	fixed     bool // the model's batch dimension is fixed: one request per run
-	input     graphInput
-	lastSeen  map[string]time.Time
-	interval  time.Duration // smoothed time between requests of one stream
-	requests  chan *request
-	stop      context.CancelFunc
-	done      chan struct{}
-	closeOnce sync.Once
+	runners  map[int]Runner
+	dec      decoders.Decoder
+	preps    prep.Group // one Preparer per pre-processing worker
+	outs     []decoders.Tensor
+	fixed    bool // the model's batch dimension is fixed: one request per run
+	input    graphInput
+	lastSeen map[string]time.Time
+	interval time.Duration // smoothed time between requests of one stream
+	requests chan *request
+	// closed refuses new requests once the batcher drains; submitting
+	// counts submits in flight, which drain waits out.
+	closed     atomic.Bool
+	submitting atomic.Int64
+	stop       context.CancelFunc
+	done       chan struct{}
+	closeOnce  sync.Once
 }
 
 // request is one image to run: a whole frame, or a crop of it; or, with
