@@ -94,7 +94,6 @@ func letterbox(dst []float32, img []byte) float64 {
 	return r
 }
 
-
 func openModel(tb testing.TB, name string, opts SessionOptions) *Session {
 	tb.Helper()
 	path := shareddata.Path(tb, "models/"+name)
