@@ -185,7 +185,7 @@ func (q *Quantizer) Finish() (*QuantizeResult, error) {
 	if res.Outputs, err = quant.Compare(q.b.Path(q.fp32), tmpFloat, q.holdout, opts); err != nil {
 		return nil, fmt.Errorf("quantizing %s: %w", q.b.Dir, err)
 	}
-	if v.Accuracy, err = q.agreement(tmp, v, opts); err != nil {
+	if v.Accuracy, err = q.agreement(tmp, v, opts, res.Outputs); err != nil {
 		return nil, fmt.Errorf("quantizing %s: measuring accuracy: %w", q.b.Dir, err)
 	}
 	if err := q.b.AddVariant(v, tmp, true); err != nil {
@@ -201,8 +201,18 @@ func (q *Quantizer) Finish() (*QuantizeResult, error) {
 // agreement runs both variants on the held-out frames through the
 // bundle's decoder and scores int8 against fp32: detectors by F1 of
 // matched detections (same class, IoU >= 0.5), embedders by mean cosine
-// similarity, keypoint models and segmenters by raw-output cosine.
-func (q *Quantizer) agreement(int8Path string, v Variant, opts ort.SessionOptions) (Accuracy, error) {
+// similarity; keypoint models and segmenters by the raw outputs' cosine
+// (outs).
+func (q *Quantizer) agreement(int8Path string, v Variant, opts ort.SessionOptions, outs quant.Accuracy) (Accuracy, error) {
+	if q.b.Task != TaskDetect && q.b.Task != TaskEmbed {
+		// Keypoint models and segmenters: the mean cosine of the raw outputs.
+		var sum float64
+		for _, o := range outs.Outputs {
+			sum += o.Cosine
+		}
+		c := sum / float64(max(len(outs.Outputs), 1))
+		return Accuracy{Metric: "output_cosine_vs_fp32", Value: c, Loss: max(0, 1-c), Frames: outs.Inputs}, nil
+	}
 	dec, err := decoders.New(q.b.Family, decoders.Options{InputW: q.spec.Width, InputH: q.spec.Height, Labels: q.b.Labels,
 		ScoreThreshold: q.b.ScoreThreshold, NMSIoU: q.b.NMSIoU})
 	if err != nil {
@@ -244,19 +254,16 @@ func (q *Quantizer) agreement(int8Path string, v Variant, opts ort.SessionOption
 	if err != nil {
 		return Accuracy{}, err
 	}
-	switch q.b.Task {
-	case TaskDetect:
+	if q.b.Task == TaskDetect {
 		f1 := detectionF1(ref, got)
 		return Accuracy{Metric: "f1_vs_fp32", Value: f1, Loss: 1 - f1, Frames: len(ref)}, nil
-	case TaskEmbed:
-		var sum float64
-		for i := range ref {
-			sum += cosine(ref[i][0].Embedding, got[i][0].Embedding)
-		}
-		c := sum / float64(len(ref))
-		return Accuracy{Metric: "cosine_vs_fp32", Value: c, Loss: max(0, 1-c), Frames: len(ref)}, nil
 	}
-	return Accuracy{}, fmt.Errorf("no accuracy measure for task %s yet", q.b.Task)
+	var sum float64 // embedders: one embedding per frame
+	for i := range ref {
+		sum += cosine(ref[i][0].Embedding, got[i][0].Embedding)
+	}
+	c := sum / float64(len(ref))
+	return Accuracy{Metric: "cosine_vs_fp32", Value: c, Loss: max(0, 1-c), Frames: len(ref)}, nil
 }
 
 // detectionF1 matches each frame's detections greedily by score to the
