@@ -42,7 +42,9 @@ type Engine struct {
 
 	mu     sync.RWMutex
 	models map[string]*Model
-	errLog map[string]time.Time // last logged error per model, to log at most once a second
+	cfgs   map[string]config.Model // the config each model was loaded from
+	tried  map[string]int          // registry version last tried per model (WatchRegistry)
+	errLog map[string]time.Time    // last logged error per model, to log at most once a second
 }
 
 // NewEngine makes an Engine with no models.
@@ -50,7 +52,10 @@ func NewEngine(o EngineOptions) *Engine {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Engine{opts: o, log: o.Logger, metrics: newMetrics(o.Registerer), models: map[string]*Model{}, errLog: map[string]time.Time{}}
+	return &Engine{
+		opts: o, log: o.Logger, metrics: newMetrics(o.Registerer),
+		models: map[string]*Model{}, cfgs: map[string]config.Model{}, tried: map[string]int{}, errLog: map[string]time.Time{},
+	}
 }
 
 // initORT loads ONNX Runtime once; its error says where it looked.
@@ -127,6 +132,7 @@ func (e *Engine) load(cfg config.Model) error {
 	e.mu.Lock()
 	old := e.models[cfg.Name]
 	e.models[cfg.Name] = m
+	e.cfgs[cfg.Name] = cfg
 	e.mu.Unlock()
 	if old != nil {
 		old.Close()
@@ -139,6 +145,7 @@ func (e *Engine) Unload(name string) {
 	e.mu.Lock()
 	m := e.models[name]
 	delete(e.models, name)
+	delete(e.cfgs, name)
 	e.mu.Unlock()
 	if m != nil {
 		m.Close()
@@ -354,4 +361,56 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(e.Report())
+}
+
+// WatchRegistry checks every interval whether the active version of each
+// model configured by its registry folder changed (vigil models promote),
+// and loads the new version: it warms up next to the old one, which keeps
+// serving until the swap, or for good if the new one fails to load (that
+// version is not retried until the active version changes again). It
+// returns when ctx ends.
+func (e *Engine) WatchRegistry(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			e.checkRegistry()
+		}
+	}
+}
+
+// checkRegistry does one round of WatchRegistry.
+func (e *Engine) checkRegistry() {
+	type loaded struct {
+		cfg     config.Model
+		version int
+	}
+	var todo []loaded
+	e.mu.RLock()
+	for name, m := range e.models {
+		if cfg := e.cfgs[name]; isRegistryModel(cfg.Bundle) {
+			todo = append(todo, loaded{cfg, m.bundle.Version})
+		}
+	}
+	e.mu.RUnlock()
+	for _, l := range todo {
+		reg, name := registryOf(l.cfg.Bundle)
+		v, err := reg.Active(name)
+		e.mu.Lock()
+		retry := err == nil && v != l.version && e.tried[l.cfg.Name] != v
+		if retry {
+			e.tried[l.cfg.Name] = v
+		}
+		e.mu.Unlock()
+		if !retry {
+			continue
+		}
+		e.log.Info("model version changed in the registry: loading it", "model", l.cfg.Name, "from", l.version, "to", v)
+		if err := e.Load(l.cfg); err != nil {
+			e.log.Error("new model version not loaded; the old one keeps serving", "model", l.cfg.Name, "version", v, "err", err)
+		}
+	}
 }

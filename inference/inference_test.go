@@ -309,3 +309,40 @@ func TestCloseWhileInferring(t *testing.T) {
 	require.Equal(t, 6, results["closed"])
 	require.Positive(t, results["ok"])
 }
+
+// TestPromoteReloads: promoting another version in the registry makes the
+// engine serve it; a version that does not load leaves the old one serving.
+func TestPromoteReloads(t *testing.T) {
+	orttest.Init(t)
+	src := shareddata.Path(t, "models/yolox_nano_416.onnx")
+	reg := Registry{Root: t.TempDir()}
+	for range 3 {
+		_, err := reg.Import(src, "yolox", "det")
+		require.NoError(t, err)
+	}
+	// Version 3's file is damaged after import.
+	require.NoError(t, os.WriteFile(filepath.Join(reg.Root, "det", "3", "fp32.onnx"), []byte("damaged"), 0o644))
+	require.NoError(t, reg.Promote("det", 2))
+
+	e := newEngine(t, nil, 1)
+	require.NoError(t, e.Load(config.Model{Name: "det", Bundle: filepath.Join(reg.Root, "det"), ScoreThreshold: 0.3}))
+	require.Equal(t, 2, e.Status()[0].Version)
+
+	require.NoError(t, reg.Promote("det", 1))
+	e.checkRegistry()
+	require.Equal(t, 1, e.Status()[0].Version)
+
+	require.NoError(t, reg.Promote("det", 3))
+	e.checkRegistry()
+	require.Equal(t, 1, e.Status()[0].Version, "a version that fails its checksum is not served")
+	e.checkRegistry() // not retried
+	require.Equal(t, 1.0, testutil.ToFloat64(e.metrics.loadErrs.WithLabelValues("det")))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.WatchRegistry(ctx, 10*time.Millisecond); close(done) }()
+	require.NoError(t, reg.Promote("det", 2))
+	require.Eventually(t, func() bool { return e.Status()[0].Version == 2 }, 10*time.Second, 20*time.Millisecond)
+	cancel()
+	<-done
+}

@@ -139,6 +139,10 @@ func LoadModel(b *Bundle, opts ModelOptions) (*Model, error) {
 		done:     make(chan struct{}),
 	}
 	m.m = opts.metrics.forModel(opts.Name, opts.Device.Name)
+	// The checksum first: a damaged file is then named as such.
+	if err := b.VerifyVariant(b.Variants[0]); err != nil {
+		return nil, fmt.Errorf("loading model %s: %w", opts.Name, err)
+	}
 	var err error
 	if m.input, err = readGraphInput(b.Path(b.Variants[0])); err != nil {
 		return nil, fmt.Errorf("loading model %s: %w", opts.Name, err)

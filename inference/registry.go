@@ -108,6 +108,15 @@ func (r Registry) active(name string, vs []int) (int, error) {
 	return v, nil
 }
 
+// Active returns the active version of model name.
+func (r Registry) Active(name string) (int, error) {
+	vs, err := r.versions(name)
+	if err != nil {
+		return 0, fmt.Errorf("model %s: %w", name, err)
+	}
+	return r.active(name, vs)
+}
+
 // Resolve loads the active version of model name.
 func (r Registry) Resolve(name string) (*Bundle, error) {
 	vs, err := r.versions(name)
@@ -189,5 +198,22 @@ func OpenBundle(path, family string) (*Bundle, error) {
 	if _, err := os.Stat(filepath.Join(path, BundleFile)); err == nil {
 		return LoadBundle(path)
 	}
-	return Registry{Root: filepath.Dir(path)}.Resolve(filepath.Base(path))
+	reg, name := registryOf(path)
+	return reg.Resolve(name)
+}
+
+// registryOf splits a model's registry folder into its registry and name.
+func registryOf(path string) (Registry, string) {
+	return Registry{Root: filepath.Dir(filepath.Clean(path))}, filepath.Base(filepath.Clean(path))
+}
+
+// isRegistryModel reports whether path is a model's folder in a registry
+// (a folder without model.yaml of its own).
+func isRegistryModel(path string) bool {
+	st, err := os.Stat(path)
+	if err != nil || !st.IsDir() {
+		return false
+	}
+	_, err = os.Stat(filepath.Join(path, BundleFile))
+	return errors.Is(err, fs.ErrNotExist)
 }

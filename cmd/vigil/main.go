@@ -2,7 +2,7 @@
 //
 //	vigil serve    [--config FILE] [--listen ADDR]   run the server
 //	vigil analyze  --input URL [--model M] ...       analyse one source offline
-//	vigil models   import|list|quantize ...          manage model bundles
+//	vigil models   import|list|quantize|promote ...  manage model bundles
 //	vigil eval     coco --gt GT --dt DT ...          score results like pycocotools
 //	vigil bench    decode|ingest|infer ...           speed against peers
 //	vigil version
@@ -25,7 +25,7 @@ const usage = `usage: vigil <command> [flags]
 commands:
   serve     run the server (embedded default config without --config)
   analyze   run the pipeline on one source and write JSON lines
-  models    manage model bundles (models import, list, quantize)
+  models    manage model bundles (models import, list, quantize, promote)
   bench     measure speed against peers (bench decode, ingest, infer)
   eval      score results (eval coco)
   version   print the version

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -15,12 +16,16 @@ import (
 
 const modelsUsage = `usage: vigil models import FILE.onnx --family F [--name N] [--registry DIR]
        vigil models list [--registry DIR] [--json]
+       vigil models promote NAME VERSION [--registry DIR]
        vigil models quantize BUNDLE --calib URL [flags]   ('vigil models quantize -h')
 
 import:   makes a new version of model N (default: the file's name) in the
           registry from a plain ONNX file: its fp32 variant, the family's
           input conventions and labels, and a checksum.
 list:     prints every model of the registry with its versions and variants.
+promote:  makes VERSION the one in service; a running server whose config names
+          the model's registry folder loads it within seconds, and keeps the old
+          one if the new one does not load.
 quantize: adds an int8 variant to a bundle, calibrated on frames of a source.
 
 The registry is DIR (default $VIGIL_MODELS, else ./models): DIR/<name>/<version>/
@@ -48,6 +53,8 @@ func runModels(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return runModelsList(args[1:], stdout, stderr)
 	case "quantize":
 		return runModelsQuantize(ctx, args[1:], stdout, stderr)
+	case "promote":
+		return runModelsPromote(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, modelsUsage)
 		return flag.ErrHelp
@@ -143,4 +150,26 @@ func runModelsList(args []string, stdout, stderr io.Writer) error {
 		tw.Flush()
 	}
 	return listErr
+}
+
+func runModelsPromote(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("vigil models promote", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	registry := fs.String("registry", defaultRegistry(), "registry `dir`")
+	name, rest := splitFirstArg(args)
+	version, rest := splitFirstArg(rest)
+	if err := parseFlags(fs, rest); err != nil {
+		return err
+	}
+	v, err := strconv.Atoi(version)
+	if name == "" || err != nil {
+		fmt.Fprintln(stderr, "vigil models promote: NAME and a numeric VERSION are required")
+		fs.Usage()
+		return errUsage
+	}
+	if err := (inference.Registry{Root: *registry}).Promote(name, v); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: version %d is active\n", name, v)
+	return nil
 }

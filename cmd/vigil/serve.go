@@ -128,6 +128,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		_ = srv.Shutdown(sctx)
 		return err
 	})
+	// Models configured by their registry folder follow `vigil models promote`.
+	g.Go(func() error {
+		eng.WatchRegistry(gctx, 2*time.Second)
+		return nil
+	})
 	if *cfgPath != "" {
 		g.Go(func() error {
 			current := cfg
