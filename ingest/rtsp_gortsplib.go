@@ -288,6 +288,14 @@ func (s *RTSPSource) runGortsplib(ctx context.Context, out Output) error {
 		case err := <-failed:
 			return err
 		case err := <-waitErr:
+			if ctx.Err() == nil && time.Since(time.Unix(0, last.Load())) >= s.readTimeout {
+				// gortsplib's own read timeout (2x ours) fired before the
+				// watchdog looked, as on a loaded machine: the same stall.
+				mu.Lock()
+				out.Count(EventStall, 1)
+				mu.Unlock()
+				return s.stallError()
+			}
 			return ctxOr(ctx, fmt.Errorf("session ended: %w", err))
 		case now := <-tick.C:
 			if now.Sub(time.Unix(0, last.Load())) >= s.readTimeout {

@@ -189,6 +189,7 @@ func TestRTSPStallIsCountedAndReturned(t *testing.T) {
 		t.Run(transport, func(t *testing.T) {
 			defer goleak.VerifyNone(t)
 			srv := startRTSPServer(t, clip, "", "")
+			defer srv.close() // also when an assertion fails, before goleak looks
 			rec := newDecodingRecorder(t, 0)
 			go func() {
 				time.Sleep(time.Second)
