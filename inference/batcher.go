@@ -146,6 +146,10 @@ func (m *Model) run(ctx context.Context) {
 			return
 		case first = <-m.requests:
 		}
+		if first.bare > 0 { // runs alone, without waiting for a batch
+			m.runBare(first)
+			continue
+		}
 		batch = append(batch[:0], first)
 		m.seen(first)
 	queued:
