@@ -15,6 +15,7 @@ import (
 	"github.com/vigil-video/vigil/inference"
 	"github.com/vigil-video/vigil/pipeline"
 	"github.com/vigil-video/vigil/sinks/jsonl"
+	"github.com/vigil-video/vigil/sinks/mot"
 )
 
 func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -38,6 +39,7 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	inferThreads := fs.Int("infer-threads", 0, "inference intra-op threads (0: the runtime's choice)")
 	ortLib := fs.String("ort-library", "", "path of libonnxruntime.so (default: $VIGIL_ORT_LIB, then the built-in path)")
 	scoreThreshold := fs.Float64("score-threshold", 0, "drop detections scoring below this (0: the model's default)")
+	motOut := fs.String("mot-out", "", "also write tracked detections in MOTChallenge text format to this `file`")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -93,10 +95,18 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		analyzer = eng
 	}
+	sinkList := []pipeline.NamedSink{{Name: "jsonl", Sink: w}}
+	if *motOut != "" {
+		mw, err := mot.Create(*motOut)
+		if err != nil {
+			return err
+		}
+		sinkList = append(sinkList, pipeline.NamedSink{Name: "mot", Sink: mw})
+	}
 	p, err := pipeline.New(pipeline.Options{
 		Streams:   []config.Stream{cfg},
 		Models:    cfg.Models,
-		Sinks:     []pipeline.NamedSink{{Name: "jsonl", Sink: w}},
+		Sinks:     sinkList,
 		Analyzer:  analyzer,
 		Logger:    log,
 		Offline:   true,
