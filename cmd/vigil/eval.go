@@ -11,6 +11,7 @@ import (
 )
 
 const evalUsage = `usage: vigil eval coco --gt GT.json --dt RESULTS.json [--iou-type bbox|segm|keypoints]
+       vigil eval mot --gt GT.txt --res RES.txt [--max-distance 0.5]
 
 coco: scores a COCO results file against a COCO ground truth exactly as
 pycocotools' COCOeval does and prints one JSON object with the summary
@@ -18,10 +19,18 @@ numbers by name (bbox and segm: ap, ap50, ap75, ap_small, ap_medium,
 ap_large, ar1, ar10, ar100, ar_small, ar_medium, ar_large; keypoints: ap,
 ap50, ap75, ap_medium, ap_large, ar, ar50, ar75, ar_medium, ar_large).
 A value is -1 where no ground truth falls in its setting.
+
+mot: scores a tracker's MOTChallenge text file against ground truth and
+prints one JSON object with the CLEAR MOT and identity metrics as
+py-motmetrics computes them (idf1 idp idr recall precision gt mt pt ml fp
+fn idsw frag mota motp) and HOTA as TrackEval does (hota deta assa).
 `
 
-// runEval implements `vigil eval coco`.
-func runEval(_ context.Context, args []string, stdout, stderr io.Writer) error {
+// runEval implements `vigil eval coco` and dispatches `vigil eval mot`.
+func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "mot" {
+		return runEvalMOT(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "coco" {
 		fmt.Fprint(stderr, evalUsage)
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {

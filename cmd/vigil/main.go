@@ -3,7 +3,7 @@
 //	vigil serve    [--config FILE] [--listen ADDR]   run the server
 //	vigil analyze  --input URL [--model M] ...       analyse one source offline
 //	vigil models   import|list|quantize|promote ...  manage model bundles
-//	vigil eval     coco --gt GT --dt DT ...          score results like pycocotools
+//	vigil eval     coco|mot --gt GT ...                score results like pycocotools / py-motmetrics
 //	vigil bench    decode|ingest|infer ...           speed against peers
 //	vigil version
 package main
@@ -27,7 +27,7 @@ commands:
   analyze   run the pipeline on one source and write JSON lines
   models    manage model bundles (models import, list, quantize, promote)
   bench     measure speed against peers (bench decode, ingest, infer)
-  eval      score results (eval coco)
+  eval      score results (eval coco, eval mot)
   version   print the version
 
 Run 'vigil <command> -h' for a command's flags.
