@@ -21,6 +21,7 @@ import (
 
 	"github.com/vigil-video/vigil/config"
 	"github.com/vigil-video/vigil/frame"
+	"github.com/vigil-video/vigil/tracking"
 )
 
 // Analyzer fills a result's detections for one frame by running the named
@@ -41,6 +42,9 @@ type Options struct {
 	// Analyzer runs the models; nil means no model is configured and results
 	// carry no detections.
 	Analyzer Analyzer
+	// Tracker, when set, gives every stream a tracker with these settings:
+	// results then carry tracks, and detections their track IDs.
+	Tracker *tracking.Options
 	// Registerer receives the pipeline's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	// Logger defaults to slog.Default().
@@ -212,6 +216,9 @@ func (p *Pipeline) newStream(cfg config.Stream) *stream {
 		log:  p.log.With("stream", cfg.ID),
 		done: make(chan struct{}),
 		stop: func() {},
+	}
+	if p.opts.Tracker != nil {
+		s.tracker = tracking.New(*p.opts.Tracker)
 	}
 	s.stats.state = StateConnecting
 	p.mu.Lock()

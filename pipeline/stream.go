@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/vigil-video/vigil/frame"
 	"github.com/vigil-video/vigil/ingest"
 	"github.com/vigil-video/vigil/ingest/decode"
+	"github.com/vigil-video/vigil/tracking"
 )
 
 // State is where a stream's supervisor is in its life.
@@ -71,6 +73,9 @@ type stream struct {
 	p     *Pipeline
 	log   *slog.Logger
 	stats streamStats
+	// tracker follows the stream's detections; owned by the analyze
+	// goroutine, kept across reconnects so that IDs are never reused.
+	tracker *tracking.Tracker
 
 	stop context.CancelFunc // ends the stream at once (removal)
 	done chan struct{}      // closed when run returns
@@ -457,6 +462,9 @@ func (s *stream) analyzeLoop(ctx context.Context, slot *frameQueue) error {
 		if err != nil {
 			return fmt.Errorf("analyzing frame %d of %s: %w", res.Seq, s.cfg.ID, err)
 		}
+		if s.tracker != nil {
+			s.track(res)
+		}
 		if !res.Captured.IsZero() {
 			s.p.metrics.latency.WithLabelValues(stageAnalyze).Observe(time.Since(res.Captured).Seconds())
 		}
@@ -595,4 +603,23 @@ func (e *errorDumper) flush() {
 	e.log.Warn(e.what, "count", e.count, "last", e.last)
 	e.count, e.last = 0, nil
 	e.next = time.Now().Add(time.Second)
+}
+
+// track runs the stream's tracker on the result's detections from
+// detectors (keypoint models' people are the same people again) and sets
+// their track IDs and the result's tracks.
+func (s *stream) track(res *frame.Result) {
+	var idx []int
+	var dets []frame.Detection
+	for i, d := range res.Detections {
+		if d.Keypoints == nil {
+			idx = append(idx, i)
+			dets = append(dets, d)
+		}
+	}
+	tracks, _ := s.tracker.Update(dets, res.PTS)
+	for k, i := range idx {
+		res.Detections[i].TrackID = dets[k].TrackID
+	}
+	res.Tracks = slices.Clone(tracks) // the tracker reuses its slice; sinks keep results
 }

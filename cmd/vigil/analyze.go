@@ -16,6 +16,7 @@ import (
 	"github.com/vigil-video/vigil/pipeline"
 	"github.com/vigil-video/vigil/sinks/jsonl"
 	"github.com/vigil-video/vigil/sinks/mot"
+	"github.com/vigil-video/vigil/tracking"
 )
 
 func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -40,6 +41,7 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	ortLib := fs.String("ort-library", "", "path of libonnxruntime.so (default: $VIGIL_ORT_LIB, then the built-in path)")
 	scoreThreshold := fs.Float64("score-threshold", 0, "drop detections scoring below this (0: the model's default)")
 	motOut := fs.String("mot-out", "", "also write tracked detections in MOTChallenge text format to this `file`")
+	trackMode := fs.String("track", "deepsort", "tracker: deepsort, sort, or off")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -103,9 +105,21 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		sinkList = append(sinkList, pipeline.NamedSink{Name: "mot", Sink: mw})
 	}
+	var tracker *tracking.Options
+	switch *trackMode {
+	case "off":
+	case "deepsort", "sort":
+		c := config.Default().Tracker
+		c.Mode = *trackMode
+		o := tracking.OptionsFromConfig(c, 0)
+		tracker = &o
+	default:
+		return fmt.Errorf("--track: must be deepsort, sort or off, got %q", *trackMode)
+	}
 	p, err := pipeline.New(pipeline.Options{
 		Streams:   []config.Stream{cfg},
 		Models:    cfg.Models,
+		Tracker:   tracker,
 		Sinks:     sinkList,
 		Analyzer:  analyzer,
 		Logger:    log,

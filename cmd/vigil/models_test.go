@@ -240,3 +240,36 @@ func TestBenchInfer(t *testing.T) {
 	require.InDelta(t, rep.VigilMS/rep.ORTMS, rep.Ratio, 1e-9)
 	require.Equal(t, 11, rep.Detections, "8 persons, 2 cars, 1 truck")
 }
+
+// TestAnalyzeTracks runs a detector and a re-ID model with the tracker on
+// the reference clip and writes MOTChallenge output.
+func TestAnalyzeTracks(t *testing.T) {
+	clip := shareddata.Path(t, "video/vtest_h264.mp4")
+	dir := t.TempDir()
+	res, out := filepath.Join(dir, "res.txt"), filepath.Join(dir, "out.jsonl")
+	r := vigil(t, 3*time.Minute, "analyze", "--input", "file://"+clip, "--frames", "30", "--infer-fps", "5",
+		"--model", shareddata.Path(t, "models/yolox_nano_416.onnx"), "--family", "yolox",
+		"--model", shareddata.Path(t, "models/person_reid_0287.onnx"), "--family", "embedding",
+		"--mot-out", res, "--out", out)
+	require.Equal(t, 0, r.code, r.stderr)
+	b, err := os.ReadFile(res)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	ids := map[string]int{}
+	for _, l := range lines {
+		f := strings.Split(l, ",")
+		require.Len(t, f, 10, l)
+		ids[f[1]]++
+	}
+	t.Logf("%d tracked detections, %d tracks", len(lines), len(ids))
+	require.Greater(t, len(lines), 100)
+	require.Less(t, len(ids), len(lines)/5, "tracks last many frames")
+	msgs := readLines(t, out)
+	tracked := 0
+	for _, d := range msgs[len(msgs)-1].Detections {
+		if d.TrackID != 0 {
+			tracked++
+		}
+	}
+	require.Positive(t, tracked, "the JSON lines carry track IDs too")
+}

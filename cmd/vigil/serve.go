@@ -22,6 +22,7 @@ import (
 	"github.com/vigil-video/vigil/ingest/whip"
 	"github.com/vigil-video/vigil/pipeline"
 	"github.com/vigil-video/vigil/sinks/jsonl"
+	"github.com/vigil-video/vigil/tracking"
 	"github.com/vigil-video/vigil/web"
 )
 
@@ -83,10 +84,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(cfg.Models) > 0 {
 		analyzer = eng
 	}
+	var tracker *tracking.Options
+	if cfg.Tracker.IsEnabled() && len(cfg.Models) > 0 {
+		o := tracking.OptionsFromConfig(cfg.Tracker, 0)
+		tracker = &o
+	}
 	p, err := pipeline.New(pipeline.Options{
 		Streams:         cfg.Streams,
 		Models:          modelNames,
 		Analyzer:        analyzer,
+		Tracker:         tracker,
 		Sinks:           sinkList,
 		Registerer:      reg,
 		Logger:          log,
