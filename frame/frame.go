@@ -239,6 +239,21 @@ type Track struct {
 	TimeSinceUpdate int
 }
 
+// TrackEvent marks a track's start (when it is confirmed) or end (when it
+// is deleted after being confirmed), with a summary of its life.
+type TrackEvent struct {
+	// Kind is "started" or "ended".
+	Kind    string
+	TrackID uint64
+	Class   int
+	Label   string
+	// First and Last are the times of its first and last matched frames.
+	First, Last time.Duration
+	// Frames counts its matched frames; MeanScore is their mean score.
+	Frames    int
+	MeanScore float32
+}
+
 // Result is what Vigil made of one analysed frame. It owns no pooled memory,
 // so sinks may keep it.
 type Result struct {
@@ -256,6 +271,8 @@ type Result struct {
 	ModelVersion string
 	Detections   []Detection
 	Tracks       []Track
+	// Events are the track events of this frame.
+	Events []TrackEvent
 }
 
 // Share returns a new Frame over the same pixels and metadata, with no

@@ -617,9 +617,10 @@ func (s *stream) track(res *frame.Result) {
 			dets = append(dets, d)
 		}
 	}
-	tracks, _ := s.tracker.Update(dets, res.PTS)
+	tracks, events := s.tracker.Update(dets, res.PTS)
 	for k, i := range idx {
 		res.Detections[i].TrackID = dets[k].TrackID
 	}
-	res.Tracks = slices.Clone(tracks) // the tracker reuses its slice; sinks keep results
+	// The tracker reuses its slices; sinks keep results.
+	res.Tracks, res.Events = slices.Clone(tracks), slices.Clone(events)
 }

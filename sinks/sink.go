@@ -39,6 +39,21 @@ type Message struct {
 	Model      string             `json:"model,omitempty"`
 	Version    string             `json:"model_version,omitempty"`
 	Detections []MessageDetection `json:"detections"`
+	// TrackEvents are the tracks that started or ended at this frame.
+	TrackEvents []MessageTrackEvent `json:"track_events,omitempty"`
+}
+
+// MessageTrackEvent is a track's start or end; times are in seconds of
+// stream time.
+type MessageTrackEvent struct {
+	Kind      string  `json:"kind"`
+	TrackID   uint64  `json:"track_id"`
+	Class     int     `json:"class_id"`
+	Label     string  `json:"label,omitempty"`
+	First     float64 `json:"first"`
+	Last      float64 `json:"last"`
+	Frames    int     `json:"frames"`
+	MeanScore float32 `json:"mean_score"`
 }
 
 // MessageDetection is one detection inside a Message. Box is [x1, y1, x2, y2]
@@ -95,6 +110,12 @@ func NewMessage(r *frame.Result) Message {
 			}
 		}
 		m.Detections[i] = md
+	}
+	for _, e := range r.Events {
+		m.TrackEvents = append(m.TrackEvents, MessageTrackEvent{
+			Kind: e.Kind, TrackID: e.TrackID, Class: e.Class, Label: e.Label,
+			First: e.First.Seconds(), Last: e.Last.Seconds(), Frames: e.Frames, MeanScore: e.MeanScore,
+		})
 	}
 	return m
 }

@@ -43,6 +43,11 @@ func TestMessageRoundTrip(t *testing.T) {
 	require.Equal(t, mask.Counts, back.Counts)
 	require.Equal(t, []float32{0.6, 0.8}, m.Detections[0].Embedding)
 
+	r.Events = []frame.TrackEvent{{Kind: "ended", TrackID: 7, Class: 2, Label: "car", First: time.Second, Last: 3 * time.Second, Frames: 20, MeanScore: 0.75}}
+	b, err = AppendJSON(nil, r)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"track_events":[{"kind":"ended","track_id":7,"class_id":2,"label":"car","first":1,"last":3,"frames":20,"mean_score":0.75}]`)
+
 	b, err = AppendJSON(nil, &frame.Result{StreamID: "empty"})
 	require.NoError(t, err)
 	require.Contains(t, string(b), `"detections":[]`, "no detections is an empty array, not null")

@@ -59,28 +59,14 @@ func (o *Options) applyDefaults() {
 	o.NNBudget = cmp.Or(o.NNBudget, 100)
 }
 
-// EventKind says what happened to a track.
-type EventKind string
+// Event is a track's start or end (frame.TrackEvent).
+type Event = frame.TrackEvent
 
 // Event kinds.
 const (
-	EventStarted EventKind = "started"
-	EventEnded   EventKind = "ended"
+	EventStarted = "started"
+	EventEnded   = "ended"
 )
-
-// Event is a track's start (when it is confirmed) or end (when it is
-// deleted after being confirmed), with a summary of its life.
-type Event struct {
-	Kind    EventKind
-	TrackID uint64
-	Class   int
-	Label   string
-	// First and Last are the times of its first and last matched frames.
-	First, Last time.Duration
-	// Frames counts its matched frames; MeanScore is their mean score.
-	Frames    int
-	MeanScore float32
-}
 
 // track is one identity in the Tracker.
 type track struct {
@@ -351,7 +337,7 @@ func (t *Tracker) addFeature(tr *track, e []float32) {
 	tr.next = (tr.next + 1) % t.o.NNBudget
 }
 
-func (tr *track) event(k EventKind) Event {
+func (tr *track) event(k string) Event {
 	return Event{
 		Kind: k, TrackID: tr.id, Class: tr.class, Label: tr.label, First: tr.first, Last: tr.last,
 		Frames: tr.hits, MeanScore: float32(tr.scoreSum / float64(max(tr.hits, 1))),

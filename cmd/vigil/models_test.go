@@ -272,4 +272,13 @@ func TestAnalyzeTracks(t *testing.T) {
 		}
 	}
 	require.Positive(t, tracked, "the JSON lines carry track IDs too")
+	started := 0
+	for _, m := range msgs {
+		for _, e := range m.TrackEvents {
+			require.Equal(t, "started", e.Kind, "no track ends within 30 frames of max_age 30")
+			require.Positive(t, e.TrackID)
+			started++
+		}
+	}
+	require.Equal(t, len(ids), started, "one started event per track in the MOT output")
 }
