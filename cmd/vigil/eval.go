@@ -50,15 +50,8 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	switch {
-	case *gtPath == "":
-		fmt.Fprintln(stderr, "--gt is required")
-		fs.Usage()
-		return errUsage
-	case *dtPath == "":
-		fmt.Fprintln(stderr, "--dt is required")
-		fs.Usage()
-		return errUsage
+	if err := requireFlags(fs, "gt", *gtPath, "dt", *dtPath); err != nil {
+		return err
 	}
 	if _, err := cocoeval.DefaultParams(*iouType); err != nil {
 		fmt.Fprintf(stderr, "--iou-type: %v\n", err)

@@ -33,16 +33,10 @@ func runEvalMOT(_ context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	switch {
-	case *gtPath == "":
-		fmt.Fprintln(stderr, "--gt is required")
-		fs.Usage()
-		return errUsage
-	case *resPath == "":
-		fmt.Fprintln(stderr, "--res is required")
-		fs.Usage()
-		return errUsage
-	case !(*maxDist > 0 && *maxDist <= 1):
+	if err := requireFlags(fs, "gt", *gtPath, "res", *resPath); err != nil {
+		return err
+	}
+	if !(*maxDist > 0 && *maxDist <= 1) {
 		fmt.Fprintf(stderr, "--max-distance %v: must be in (0, 1]\n", *maxDist)
 		fs.Usage()
 		return errUsage

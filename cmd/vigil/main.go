@@ -107,3 +107,16 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	}
 	return nil
 }
+
+// requireFlags reports the first of the named flags left empty, with the
+// usage, as a usage error. Pairs are flag name, value.
+func requireFlags(fs *flag.FlagSet, pairs ...string) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] == "" {
+			fmt.Fprintf(fs.Output(), "--%s is required\n", pairs[i])
+			fs.Usage()
+			return errUsage
+		}
+	}
+	return nil
+}
