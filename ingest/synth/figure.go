@@ -199,6 +199,9 @@ func (s *Scene) drawCar(o *object, tag uint16) {
 	s.trapezoid(pl, 0.2, -half, half, 0.33, -half, half, tag|partTrim)
 	s.trapezoid(pl, bodyTop-0.2, half-0.24, half-0.1, bodyTop-0.08, half-0.24, half-0.12, tag|partHeadlight)
 	s.trapezoid(pl, bodyTop-0.22, -half+0.02, -half+0.14, bodyTop-0.08, -half+0.06, -half+0.16, tag|partTaillight)
+	o.lights[0][0], o.lights[0][1] = pl.at(half-0.17, bodyTop-0.14)
+	o.lights[1][0], o.lights[1][1] = pl.at(-half+0.09, bodyTop-0.15)
+	o.ppm = pl.px
 	for _, wx := range []float32{-0.31 * L, 0.31 * L} {
 		c := [2]float32{wx, 0.31}
 		s.ellipse(pl, c, 0.31, 0.31, tag|partWheel)

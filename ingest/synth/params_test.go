@@ -23,8 +23,35 @@ func TestParseParams(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", url: "synth://", want: def},
-		{name: "all", url: "synth://?objects=3&w=320&h=240&fps=29.97&seed=42&frames=100&realtime=0",
-			want: synth.Params{Objects: 3, Width: 320, Height: 240, FPS: 29.97, Seed: 42, Frames: 100}},
+		{name: "all", url: "synth://?objects=3&w=320&h=240&fps=29.97&seed=42&frames=100&realtime=0" +
+			"&domain=night&distractors=5&texture=0.5&light=0.2&noise=3.5&jpeg=40",
+			want: synth.Params{Objects: 3, Width: 320, Height: 240, FPS: 29.97, Seed: 42, Frames: 100,
+				Domain: synth.Night, Distractors: 5, Texture: 0.5, Light: 0.2, Noise: 3.5, JPEG: 40}},
+		{name: "night", url: "synth://?domain=night", want: with(func(p *synth.Params) { p.Domain = synth.Night })},
+		{name: "day", url: "synth://?domain=day", want: def},
+		{name: "auto", url: "synth://?light=auto&noise=auto", want: def},
+		{name: "no noise", url: "synth://?domain=night&noise=0",
+			want: with(func(p *synth.Params) { p.Domain, p.Noise = synth.Night, 0 })},
+		{name: "most distractors", url: "synth://?distractors=64", want: with(func(p *synth.Params) { p.Distractors = 64 })},
+		{name: "full texture", url: "synth://?texture=1", want: with(func(p *synth.Params) { p.Texture = 1 })},
+		{name: "best jpeg", url: "synth://?jpeg=100", want: with(func(p *synth.Params) { p.JPEG = 100 })},
+		{name: "bright", url: "synth://?light=4", want: with(func(p *synth.Params) { p.Light = 4 })},
+		{name: "bad domain", url: "synth://?domain=dusk", wantErr: `synth: domain: must be day or night, not "dusk"`},
+		{name: "domain case", url: "synth://?domain=Night", wantErr: `synth: domain: must be day or night`},
+		{name: "negative distractors", url: "synth://?distractors=-1", wantErr: "synth: distractors: must be between 0 and 64"},
+		{name: "too many distractors", url: "synth://?distractors=65", wantErr: "synth: distractors: must be between 0 and 64"},
+		{name: "distractors not a number", url: "synth://?distractors=few", wantErr: `synth: distractors: "few" is not a valid integer`},
+		{name: "texture too high", url: "synth://?texture=1.5", wantErr: "synth: texture: must be between 0 and 1"},
+		{name: "texture nan", url: "synth://?texture=NaN", wantErr: "synth: texture: must be between 0 and 1"},
+		{name: "texture word", url: "synth://?texture=rough", wantErr: `synth: texture: "rough" is not a valid number`},
+		{name: "zero light", url: "synth://?light=0", wantErr: "synth: light: must be above 0 and at most 4, or auto"},
+		{name: "negative light", url: "synth://?light=-1", wantErr: "synth: light: must be above 0 and at most 4, or auto"},
+		{name: "light word", url: "synth://?light=dim", wantErr: `synth: light: "dim" is not a valid number or auto`},
+		{name: "too much noise", url: "synth://?noise=33", wantErr: "synth: noise: must be between 0 and 32, or auto"},
+		{name: "negative noise", url: "synth://?noise=-0.5", wantErr: "synth: noise: must be between 0 and 32, or auto"},
+		{name: "jpeg too high", url: "synth://?jpeg=101", wantErr: "synth: jpeg: must be 0 (off) or a quality of 1 to 100"},
+		{name: "negative jpeg", url: "synth://?jpeg=-5", wantErr: "synth: jpeg: must be 0 (off)"},
+		{name: "jpeg float", url: "synth://?jpeg=50.5", wantErr: `synth: jpeg: "50.5" is not a valid integer`},
 		{name: "host ignored", url: "synth://scene?objects=2", want: with(func(p *synth.Params) { p.Objects = 2 })},
 		{name: "path ignored", url: "synth:///?w=640&h=360", want: with(func(p *synth.Params) { p.Width, p.Height = 640, 360 })},
 		{name: "no objects", url: "synth://?objects=0", want: with(func(p *synth.Params) { p.Objects = 0 })},
@@ -42,7 +69,7 @@ func TestParseParams(t *testing.T) {
 		{name: "negative frames", url: "synth://?frames=-1", wantErr: "synth: frames: must be 0 (endless) or more"},
 		{name: "bad realtime", url: "synth://?realtime=maybe", wantErr: `synth: realtime: "maybe" is not a valid boolean`},
 		{name: "repeated key", url: "synth://?w=320&w=640", wantErr: "synth: w: given 2 times"},
-		{name: "unknown key", url: "synth://?colour=red", wantErr: `synth: unknown parameter "colour"`},
+		{name: "unknown key", url: "synth://?colour=red", wantErr: `synth: unknown parameter "colour" (have objects, w, h, fps, seed, frames, realtime, domain, distractors, texture, light, noise, jpeg)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u, err := url.Parse(tc.url)
@@ -59,4 +86,38 @@ func TestParseParams(t *testing.T) {
 			require.Equal(t, got, back, "Values round trip")
 		})
 	}
+}
+
+func TestValidate(t *testing.T) {
+	p := synth.DefaultParams()
+	require.NoError(t, p.Validate())
+	p.Domain = ""
+	require.EqualError(t, p.Validate(), `synth: domain: must be day or night, not ""`, "the zero Domain is not a default")
+	p = synth.DefaultParams()
+	p.Noise = -2
+	require.ErrorContains(t, p.Validate(), "synth: noise:", "only Auto stands for the domain's noise")
+}
+
+// FuzzParseParams checks that any query either fails or gives valid Params
+// that survive a round trip through Values.
+func FuzzParseParams(f *testing.F) {
+	for _, q := range []string{"", "objects=3&w=320&h=240", "domain=night&noise=auto&light=0.5",
+		"distractors=64&texture=1&jpeg=100", "fps=NaN", "light=-1", "w=7680&h=4320", "seed=18446744073709551615"} {
+		f.Add(q)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		p, err := synth.ParseParams(q)
+		if err != nil {
+			require.Contains(t, err.Error(), "synth: ")
+			return
+		}
+		require.NoError(t, p.Validate())
+		back, err := synth.ParseParams(p.Values())
+		require.NoError(t, err)
+		require.Equal(t, p, back)
+	})
 }

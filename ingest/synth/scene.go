@@ -1,13 +1,22 @@
 // Package synth generates a street scene seen by a fixed camera, with exact
-// ground truth, for testing and evaluating Vigil without a camera.
+// ground truth, for testing, evaluating and training Vigil without a camera.
 //
 // Params (parsed from a synth:// URL query) go in; out come YUV420P pictures
-// (Scene.Render) and, for the same instant, each visible object's class, box,
-// COCO keypoints, instance mask and occlusion (Scene.Truth). People walk with
-// an articulated gait and cars drive along a two-lane road; both enter and
-// leave at the picture borders, and a new identity replaces each one that
-// leaves. Everything follows from Params: the same Params give byte-identical
-// pictures and truth. The package does no I/O and starts no goroutines.
+// (Scene.Render) and, for the same instant, each visible object's identity,
+// class, box, COCO keypoints, instance mask and occlusion (Scene.Truth).
+// People walk with an articulated gait and cars drive along a two-lane road;
+// both enter and leave at the picture borders, and a new identity replaces
+// each one that leaves. Distractors (poles, signs, bins, bushes, dogs) hide
+// the targets behind them but are not targets themselves. The background's
+// variety, the domain (Day, or Night with its low light, lamps, glare,
+// colour shift and sensor noise) and JPEG artefacts change the picture but
+// never the truth.
+//
+// Everything follows from Params: the same Params give byte-identical
+// pictures and truth. Labelled pictures come from a Scene walked frame by
+// frame (Render, Truth, Step) or, one at a time, from Snapshot; ToRGB turns
+// a picture into RGBA for a trainer. The package does no I/O and starts no
+// goroutines.
 package synth
 
 import (
@@ -49,7 +58,8 @@ type Object struct {
 	// ID identifies the object for as long as it stays in the scene; IDs start
 	// at 1 and are never reused.
 	ID uint64
-	// Class is ClassPerson or ClassCar and Label its name ("person", "car").
+	// Class is ClassPerson or ClassCar and Label its name ("person", "car");
+	// a distractor (Scene.Distractors) has ClassNone and its kind as Label.
 	Class int
 	Label string
 	// Box is the visible extent: the pixels of Mask, so clipped to the
@@ -63,17 +73,16 @@ type Object struct {
 	// lies outside the picture or behind another object.
 	Keypoints frame.Keypoints
 	// Mask covers the frame with 1 for each pixel that shows this object,
-	// exactly as Render draws it, and 0 elsewhere.
+	// exactly as Render draws it (before light, noise and compression
+	// change its colour), and 0 elsewhere.
 	Mask *frame.Mask
 	// Occlusion is the fraction of the object's pixels inside the picture
-	// that other objects hide, from 0 (fully seen) to below 1. Pixels outside
-	// the picture do not count.
+	// that other objects or distractors hide, from 0 (fully seen) to below 1.
+	// Pixels outside the picture do not count.
 	Occlusion float32
 	// Depth is the distance from the camera in metres; larger is further.
 	Depth float32
 }
-
-const maxObjects = 256
 
 type kind uint8
 
@@ -93,11 +102,13 @@ type object struct {
 	vx, vz float64
 	zMin   float64 // the band of depths it may wander in
 	zMax   float64
-	size   float64 // person height or car length, metres
-	height float64 // car height, metres
-	phase  float64 // gait phase, radians
-	cycle  float64 // metres walked per gait cycle
-	pal    [16]yuv // colours by part
+	size   float64       // person height or car length, metres
+	height float64       // car height, metres
+	phase  float64       // gait phase, radians
+	cycle  float64       // metres walked per gait cycle
+	pal    [16]yuv       // colours by part
+	lights [2][2]float32 // a car's head and tail light in the picture
+	ppm    float32       // a car's pixels per metre
 
 	// Results of the last rasterisation.
 	full       [4]float32
@@ -115,15 +126,19 @@ type object struct {
 type Scene struct {
 	p       Params
 	cam     camera
-	rng     *rand.Rand
+	rng     *rand.Rand // the targets'
+	drng    *rand.Rand // the distractors'
 	seq     uint64
 	nextID  uint64
-	objs    []object
-	order   []int // slots, far to near
+	nextDID uint64
+	objs    []object // targets, then distractors
+	order   []int    // slots, far to near
 	bg      [3][]byte
+	lt      *lighting
 	cv      canvas
 	drawn   bool   // cv and the objects' render results are up to date
 	maskBuf []byte // scratch for Truth's masks
+	jpeg    jpegCodec
 }
 
 // NewScene builds the scene at frame 0. It panics if p does not pass
@@ -132,22 +147,49 @@ func NewScene(p Params) *Scene {
 	if err := p.Validate(); err != nil {
 		panic(err)
 	}
+	n := p.Objects + p.Distractors
 	s := &Scene{
-		p:      p,
-		cam:    newCamera(p.Width, p.Height),
-		rng:    rand.New(rand.NewPCG(p.Seed, 0x5c3e)),
-		nextID: 1,
-		objs:   make([]object, p.Objects),
-		order:  make([]int, p.Objects),
-		cv:     canvas{w: p.Width, h: p.Height, lab: make([]uint16, p.Width*p.Height)},
+		p:       p,
+		cam:     newCamera(p.Width, p.Height),
+		rng:     rand.New(rand.NewPCG(p.Seed, 0x5c3e)),
+		drng:    rand.New(rand.NewPCG(p.Seed, 0xd157)),
+		nextID:  1,
+		nextDID: distractorIDs,
+		objs:    make([]object, n),
+		order:   make([]int, n),
+		cv:      canvas{w: p.Width, h: p.Height, lab: make([]uint16, p.Width*p.Height)},
 	}
-	s.bg[0], s.bg[1], s.bg[2] = renderBackground(p.Width, p.Height, p.Seed)
+	opt := bgOptions{texture: p.Texture}
+	lamps := streetLamps(s.cam, p.Seed)
+	if p.Texture > 0 || p.Domain == Night {
+		opt.lamps = lamps
+	}
+	bg := renderBackground(p.Width, p.Height, p.Seed, opt)
+	s.bg = [3][]byte{bg.y, bg.u, bg.v}
+	s.lt = newLighting(p, s.cam, &bg, lamps)
 	for i := range s.objs {
-		s.spawn(&s.objs[i], true)
+		if i < p.Objects {
+			s.spawn(&s.objs[i], true)
+		} else {
+			s.spawnDistractor(&s.objs[i], true)
+		}
 		s.order[i] = i
 	}
 	s.sortOrder()
 	return s
+}
+
+// Snapshot renders frame n of the scene that p describes into dst (as
+// Render does) and returns its truth (as Truth does): one labelled picture,
+// for training and evaluation. It replays the scene from frame 0, so to walk
+// through a sequence, step one Scene instead: Render, Truth, Step.
+func Snapshot(p Params, n uint64, dst *frame.Frame) []Object {
+	s := NewScene(p)
+	for range n {
+		s.Step()
+	}
+	s.Render(dst)
+	return s.Truth()
 }
 
 // Replay returns the truth of frame n of the scene that p describes.
@@ -177,8 +219,14 @@ func (s *Scene) Step() {
 			o.vz = -o.vz
 			o.z = min(max(o.z, o.zMin), o.zMax)
 		}
-		if o.kind == kindPerson {
+		if o.kind == kindPerson || o.kind == kindDog {
 			o.phase = math.Mod(o.phase+2*math.Pi*math.Abs(o.vx)*dt/o.cycle, 2*math.Pi)
+		}
+		if i >= s.p.Objects {
+			if o.vx != 0 && o.x*math.Copysign(1, o.vx) > s.cam.edge(o.z)+o.margin() {
+				s.spawnDistractor(o, false)
+			}
+			continue
 		}
 		if o.x*math.Copysign(1, o.vx) > s.cam.edge(o.z)+o.margin() {
 			s.spawn(o, false)
@@ -192,8 +240,11 @@ func (s *Scene) Step() {
 // margin is how far past the picture edge the object's centre must be for
 // none of it to show.
 func (o *object) margin() float64 {
-	if o.kind == kindCar {
+	switch o.kind {
+	case kindCar:
 		return o.size/2 + 0.3
+	case kindDog:
+		return 0.7*o.size + 0.3
 	}
 	return 0.4 * o.size
 }
@@ -334,10 +385,13 @@ func (s *Scene) rasterize() {
 		o := &s.objs[slot]
 		tag := uint16(slot+1) << 4
 		cv.resetExt()
-		if o.kind == kindCar {
+		switch o.kind {
+		case kindCar:
 			s.drawCar(o, tag)
-		} else {
+		case kindPerson:
 			s.drawPerson(o, tag)
+		default:
+			s.drawDistractor(o, tag)
 		}
 		o.full = cv.ext
 		o.unoccluded, _ = s.count(o, tag)
@@ -384,7 +438,13 @@ func (s *Scene) count(o *object, tag uint16) (int, [4]int) {
 
 // Render draws the current frame into dst as YUV420P, reusing dst's planes
 // when they are large enough. It sets the picture fields of dst (Width,
-// Height, Format, Planes, Strides) and leaves the others alone.
+// Height, Format, Planes, Strides) and leaves the others alone. Steady-state
+// rendering allocates nothing unless Params.JPEG is set.
+//
+// The picture is what the camera records: the domain's light, colour shift
+// and glare, sensor noise (new on every frame, the same for the same frame
+// of the same Params) and compression artefacts. None of these move an
+// object's pixels, so Truth's masks hold for every domain.
 func (s *Scene) Render(dst *frame.Frame) {
 	s.rasterize()
 	w, h := s.p.Width, s.p.Height
@@ -392,16 +452,35 @@ func (s *Scene) Render(dst *frame.Frame) {
 	dst.Width, dst.Height = w, h
 	dst.Format = frame.PixelFormatYUV420P
 	dst.Strides = [3]int{w, cw, cw}
+	src := s.bg
+	if s.lt.on {
+		src = s.lt.lit
+	}
 	for i := range dst.Planes {
-		n := len(s.bg[i])
+		n := len(src[i])
 		if cap(dst.Planes[i]) >= n {
 			dst.Planes[i] = dst.Planes[i][:n]
 		} else {
 			dst.Planes[i] = make([]byte, n)
 		}
-		copy(dst.Planes[i], s.bg[i])
+		copy(dst.Planes[i], src[i])
 	}
 	py, pu, pv := dst.Planes[0], dst.Planes[1], dst.Planes[2]
+	if s.lt.on {
+		s.paintLit(py, pu, pv)
+		s.lt.addNoise(py, pu, pv, w, h, s.seq)
+	} else {
+		s.paint(py, pu, pv)
+	}
+	if s.p.JPEG > 0 {
+		s.jpeg.roundTrip(dst, s.p.JPEG)
+	}
+}
+
+// paint colours the objects' pixels with their palettes.
+func (s *Scene) paint(py, pu, pv []byte) {
+	w := s.p.Width
+	cw := w / 2
 	lab := s.cv.lab
 	for slot := range s.objs {
 		o := &s.objs[slot]
@@ -433,15 +512,101 @@ func (s *Scene) Render(dst *frame.Frame) {
 	}
 }
 
-// Truth returns the ground truth of the current frame: one Object per object
-// with at least one visible pixel, in ID order. The result is the caller's.
+// paintLit colours the objects' pixels as the camera records them, then
+// adds the glare of cars' lights at night.
+func (s *Scene) paintLit(py, pu, pv []byte) {
+	w, h := s.p.Width, s.p.Height
+	cw := w / 2
+	lab := s.cv.lab
+	lt := s.lt
+	for slot := range s.objs {
+		o := &s.objs[slot]
+		if o.visible == 0 {
+			continue
+		}
+		// Per part: luma above black before the light's gain (-1 for a
+		// light source), and chroma after the domain's colour shift.
+		var ly [16]int32
+		var cu, cv [16]int32
+		for k, c := range o.pal {
+			ly[k] = lt.gam[c.y] - 16
+			cu[k] = 128 + (int32(c.u)-128)*lt.sat>>8
+			cv[k] = 128 + (int32(c.v)-128)*lt.sat>>8
+		}
+		if lt.night && o.kind == kindCar {
+			ly[partHeadlight], ly[partTaillight] = -1, -1
+		}
+		tag := uint16(slot+1) << 4
+		b := o.vbox
+		for y := b[1]; y < b[3]; y++ {
+			row := lab[y*w+b[0] : y*w+b[2]]
+			out := py[y*w+b[0] : y*w+b[2]]
+			gain := lt.gain[y*w+b[0] : y*w+b[2]]
+			for i, l := range row {
+				if l&^0xf != tag {
+					continue
+				}
+				v := ly[l&0xf]
+				if v < 0 {
+					v = int32(o.pal[l&0xf].y) // gives light: as bright as it is
+				} else {
+					v = 16 + v*int32(gain[i])>>8
+				}
+				out[i] = byte(min(max(v, lt.lo), lt.hi))
+			}
+		}
+		for cy := b[1] / 2; cy < (b[3]+1)/2; cy++ {
+			row := lab[2*cy*w:]
+			for cx := b[0] / 2; cx < (b[2]+1)/2; cx++ {
+				if l := row[2*cx]; l&^0xf == tag {
+					ci := cy*cw + cx
+					u := cu[l&0xf] + int32(lt.tu[ci])
+					v := cv[l&0xf] + int32(lt.tv[ci])
+					pu[ci] = byte(min(max(u, lt.clo), lt.chi))
+					pv[ci] = byte(min(max(v, lt.clo), lt.chi))
+				}
+			}
+		}
+	}
+	if !lt.night {
+		return
+	}
+	for slot := range s.p.Objects {
+		o := &s.objs[slot]
+		if o.kind != kindCar || o.visible == 0 {
+			continue
+		}
+		hl, tl := o.lights[0], o.lights[1]
+		lt.glare(py, pu, pv, w, h, float64(hl[0]), float64(hl[1]), headGlareR*float64(o.ppm), headGlare, lt.lampU/2, lt.lampV/2)
+		lt.glare(py, pu, pv, w, h, float64(tl[0]), float64(tl[1]), tailGlareR*float64(o.ppm), tailGlare, -10, 40)
+	}
+}
+
+// Truth returns the ground truth of the current frame: one Object per target
+// (person or car) with at least one visible pixel, in ID order. Distractors
+// are not in it, but the pixels they hide are left out of the targets'
+// masks, boxes and keypoints. The result is the caller's.
 func (s *Scene) Truth() []Object {
+	return s.collect(0, s.p.Objects)
+}
+
+// Distractors returns the visible distractors of the current frame, in the
+// form of Truth, with Class ClassNone, Label "pole", "sign", "bin", "bush" or
+// "dog", and no keypoints. Their IDs do not overlap the targets'. They are
+// not objects a detector should report; a trainer may use them as hard
+// negatives or to check what hides a target.
+func (s *Scene) Distractors() []Object {
+	return s.collect(s.p.Objects, len(s.objs))
+}
+
+// collect returns the truth of the visible objects in slots [from, to).
+func (s *Scene) collect(from, to int) []Object {
 	s.rasterize()
 	var out []Object
 	w, h := s.p.Width, s.p.Height
 	for _, slot := range s.order {
 		o := &s.objs[slot]
-		if o.visible == 0 {
+		if o.visible == 0 || slot < from || slot >= to {
 			continue
 		}
 		tag := uint16(slot+1) << 4
@@ -460,16 +625,17 @@ func (s *Scene) Truth() []Object {
 		obj := Object{
 			ID:        o.id,
 			Class:     ClassPerson,
-			Label:     "person",
+			Label:     kindLabels[o.kind],
 			Box:       frame.Box{X1: float32(b[0]), Y1: float32(b[1]), X2: float32(b[2]), Y2: float32(b[3])},
 			Full:      frame.Box{X1: o.full[0], Y1: o.full[1], X2: o.full[2], Y2: o.full[3]},
 			Mask:      &m,
 			Occlusion: 1 - float32(o.visible)/float32(o.unoccluded),
 			Depth:     float32(o.z),
 		}
-		if o.kind == kindCar {
-			obj.Class, obj.Label = ClassCar, "car"
-		} else {
+		switch o.kind {
+		case kindCar:
+			obj.Class = ClassCar
+		case kindPerson:
 			obj.Keypoints = make(frame.Keypoints, len(o.kp))
 			for i, p := range o.kp {
 				k := frame.Keypoint{X: p[0], Y: p[1]}
@@ -479,6 +645,8 @@ func (s *Scene) Truth() []Object {
 				}
 				obj.Keypoints[i] = k
 			}
+		default:
+			obj.Class = ClassNone
 		}
 		out = append(out, obj)
 	}

@@ -43,13 +43,19 @@ func TestSceneTruth(t *testing.T) {
 	for _, tc := range []struct {
 		w, h, objects int
 		seed          uint64
+		distractors   int
+		texture       float64
 	}{
 		{w: 640, h: 360, objects: 12, seed: 1},
 		{w: 320, h: 240, objects: 6, seed: 99},
 		{w: 16, h: 16, objects: 3, seed: 5},
+		{w: 320, h: 180, objects: 10, seed: 4, distractors: 12, texture: 1},
+		{w: 16, h: 16, objects: 2, seed: 6, distractors: 4, texture: 0.5},
 	} {
-		t.Run(fmt.Sprintf("%dx%d/%d", tc.w, tc.h, tc.objects), func(t *testing.T) {
-			checkTruth(t, params(tc.w, tc.h, tc.objects, tc.seed), 300)
+		t.Run(fmt.Sprintf("%dx%d/%d/%d/%g", tc.w, tc.h, tc.objects, tc.distractors, tc.texture), func(t *testing.T) {
+			p := params(tc.w, tc.h, tc.objects, tc.seed)
+			p.Distractors, p.Texture = tc.distractors, tc.texture
+			checkTruth(t, p, 300)
 		})
 	}
 }
@@ -60,10 +66,14 @@ type sighting struct {
 	depth float32
 }
 
+// checkTruth checks the truth of a day scene without noise against its
+// pictures, frame by frame, and against the same scene without targets
+// (whose distractors, if any, move the same way).
 func checkTruth(t *testing.T, p synth.Params, frames int) {
+	bp := p
+	bp.Objects = 0
+	bare := synth.NewScene(bp)
 	var bg frame.Frame
-	synth.NewScene(params(p.Width, p.Height, 0, p.Seed)).Render(&bg)
-	require.Len(t, bg.Planes[0], p.Width*p.Height)
 
 	s := synth.NewScene(p)
 	var f frame.Frame
@@ -73,8 +83,11 @@ func checkTruth(t *testing.T, p synth.Params, frames int) {
 	for n := range frames {
 		if n > 0 {
 			s.Step()
+			bare.Step()
 		}
 		s.Render(&f)
+		bare.Render(&bg)
+		require.Len(t, bg.Planes[0], p.Width*p.Height)
 		require.Equal(t, frame.PixelFormatYUV420P, f.Format)
 		require.Equal(t, [3]int{p.Width, p.Width / 2, p.Width / 2}, f.Strides)
 		truth := s.Truth()
@@ -104,14 +117,13 @@ func checkTruth(t *testing.T, p synth.Params, frames int) {
 			data := m.Decode(nil)
 			px := 0
 			rows, cols := make([]bool, bh), make([]bool, bw)
-			for y := range p.Height {
-				for x := range p.Width {
+			for y := y0; y < y0+bh; y++ {
+				for x := x0; x < x0+bw; x++ {
 					v := data[y*p.Width+x]
 					if v == 0 {
 						continue
 					}
 					px++
-					require.True(t, x >= x0 && x < x0+bw && y >= y0 && y < y0+bh, "frame %d: mask pixel %d,%d outside box %v", n, x, y, b)
 					rows[y-y0], cols[x-x0] = true, true
 					i := y*p.Width + x
 					if v != 1 || owner[i] != 0 {
@@ -121,6 +133,7 @@ func checkTruth(t *testing.T, p synth.Params, frames int) {
 				}
 			}
 			require.Positive(t, px)
+			require.Equal(t, m.Area(), px, "frame %d object %d: mask pixels outside box %v", n, o.ID, b)
 			// The box is tight: its edge rows and columns hold mask pixels
 			// (an occluder may split the object, so inner ones need not).
 			require.True(t, rows[0] && rows[bh-1] && cols[0] && cols[bw-1], "frame %d object %d: box not tight", n, o.ID)
@@ -191,6 +204,16 @@ func TestRenderReusesPlanes(t *testing.T) {
 		s.Render(&f)
 	})
 	require.Zero(t, allocs, "steady-state Step and Render allocate nothing")
+
+	p := params(320, 180, 12, 3)
+	p.Domain, p.Distractors, p.Texture = synth.Night, 8, 1
+	s = synth.NewScene(p)
+	s.Render(&f)
+	allocs = testing.AllocsPerRun(20, func() {
+		s.Step()
+		s.Render(&f)
+	})
+	require.Zero(t, allocs, "nor at night with distractors")
 }
 
 func TestSkeleton(t *testing.T) {
