@@ -3,9 +3,9 @@
 # or `docker build -t vigil . && docker run -p 127.0.0.1:8080:8080 vigil`.
 
 FROM golang:1.26-bookworm AS build
-# cgo links the FFmpeg decoder (ingest/decode).
+# cgo links the FFmpeg decoder (ingest/decode) and OpenBLAS (tracking).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libavcodec-dev libavformat-dev libswscale-dev pkg-config \
+ && apt-get install -y --no-install-recommends libavcodec-dev libavformat-dev libswscale-dev libopenblas-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Modules first, so a source change does not download them again.
@@ -15,9 +15,10 @@ COPY . .
 RUN CGO_ENABLED=1 go build -trimpath -ldflags="-s -w" -o /vigil ./cmd/vigil
 
 FROM debian:bookworm-slim
-# The FFmpeg 5.1 shared libraries that bookworm's -dev packages linked against.
+# The FFmpeg 5.1 and OpenBLAS shared libraries that bookworm's -dev packages
+# linked against.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libavcodec59 libavformat59 libswscale6 ca-certificates \
+ && apt-get install -y --no-install-recommends libavcodec59 libavformat59 libswscale6 libopenblas0 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /vigil /usr/local/bin/vigil
 # A config for running the image on its own: the synthetic stream, listening

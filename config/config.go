@@ -127,6 +127,20 @@ type Tracker struct {
 	// Mode is deepsort (motion and appearance) or sort (motion and IoU
 	// only, no re-ID model needed). It defaults to "deepsort".
 	Mode string `yaml:"mode" json:"mode"`
+	// Appearance is how a track remembers its look in deepsort mode:
+	// gallery (its last nn_budget embeddings, the nearest counts; Deep
+	// SORT) or ema (one exponentially smoothed embedding; StrongSORT).
+	// It defaults to "gallery".
+	Appearance string `yaml:"appearance" json:"appearance"`
+	// EMAAlpha is the weight of a track's old embedding in ema appearance,
+	// in (0, 1). It defaults to 0.9.
+	EMAAlpha float64 `yaml:"ema_alpha" json:"ema_alpha"`
+	// IoUAppearanceGate makes IoU matching refuse a track and a detection
+	// whose embeddings are further apart than max_cosine_distance (Deep
+	// SORT's IoU matching ignores appearance). It helps when the re-ID
+	// model separates people well at max_cosine_distance. It defaults to
+	// false.
+	IoUAppearanceGate bool `yaml:"iou_appearance_gate" json:"iou_appearance_gate"`
 	// MaxAge is how many frames a track may miss before it is deleted.
 	// It defaults to 30.
 	MaxAge int `yaml:"max_age" json:"max_age"`
@@ -144,7 +158,8 @@ type Tracker struct {
 	NNBudget int `yaml:"nn_budget" json:"nn_budget"`
 	// LowScoreThreshold is the lowest detection score considered in the
 	// second pass, which matches detections scoring below the model's
-	// score_threshold to tracks left unmatched, in [0, 1]. It defaults to 0.1.
+	// score_threshold to tracks left unmatched, in [0, 1]; 1 turns the pass
+	// off. It defaults to 0.1.
 	LowScoreThreshold float64 `yaml:"low_score_threshold" json:"low_score_threshold"`
 }
 
@@ -360,6 +375,8 @@ func (c *Config) ApplyDefaults() {
 		t.Enabled = ptr(true)
 	}
 	setDefault(&t.Mode, "deepsort")
+	setDefault(&t.Appearance, "gallery")
+	setDefault(&t.EMAAlpha, 0.9)
 	setDefault(&t.MaxAge, 30)
 	setDefault(&t.NInit, 3)
 	setDefault(&t.MaxIoUDistance, 0.7)

@@ -30,7 +30,7 @@ func TestParseEmptyGivesDefaults(t *testing.T) {
 		Runtime:         Runtime{Device: "cpu", GraphOptimization: "all"},
 		Batching:        Batching{MaxBatch: 8},
 		Tracker: Tracker{
-			Enabled: ptr(true), Mode: "deepsort", MaxAge: 30, NInit: 3, MaxIoUDistance: 0.7,
+			Enabled: ptr(true), Mode: "deepsort", Appearance: "gallery", EMAAlpha: 0.9, MaxAge: 30, NInit: 3, MaxIoUDistance: 0.7,
 			MaxCosineDistance: 0.2, NNBudget: 100, LowScoreThreshold: 0.1,
 		},
 		Sinks: Sinks{
@@ -194,6 +194,8 @@ streams:
 		{"batching.max_batch", `batching: {max_batch: 0}`, []string{"batching.max_batch: must be >= 1, got 0"}},
 		{"batching.max_wait", `batching: {max_wait: -1ms}`, []string{"batching.max_wait: must be >= 0, got -1ms"}},
 		{"tracker.mode", `tracker: {mode: bytetrack}`, []string{`tracker.mode: must be deepsort or sort, got "bytetrack"`}},
+		{"tracker.appearance", `tracker: {appearance: bank}`, []string{`tracker.appearance: must be gallery or ema, got "bank"`}},
+		{"tracker.ema_alpha", `tracker: {ema_alpha: 1}`, []string{"tracker.ema_alpha: must be in (0, 1), got 1"}},
 		{"tracker.max_age", `tracker: {max_age: 0}`, []string{"tracker.max_age: must be >= 1, got 0"}},
 		{"tracker.n_init", `tracker: {n_init: 0}`, []string{"tracker.n_init: must be >= 1, got 0"}},
 		{"tracker.max_iou_distance", `tracker: {max_iou_distance: 1.5}`, []string{"tracker.max_iou_distance: must be between 0 and 1, got 1.5"}},

@@ -20,13 +20,14 @@ var idPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 var kafkaTopicPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
 
 var (
-	schemes      = []string{"rtsp", "rtsps", "whip", "file", "synth"}
-	logLevels    = []string{"debug", "info", "warn", "error"}
-	logFormats   = []string{"text", "json"}
-	trackerModes = []string{"deepsort", "sort"}
-	decodeModes  = []string{DecodeAll, DecodeKeyframes}
-	transports   = []string{TransportAuto, TransportTCP, TransportUDP}
-	compressions = []string{"zstd", "gzip", "snappy", "lz4", "none"}
+	schemes            = []string{"rtsp", "rtsps", "whip", "file", "synth"}
+	logLevels          = []string{"debug", "info", "warn", "error"}
+	logFormats         = []string{"text", "json"}
+	trackerModes       = []string{"deepsort", "sort"}
+	trackerAppearances = []string{"gallery", "ema"}
+	decodeModes        = []string{DecodeAll, DecodeKeyframes}
+	transports         = []string{TransportAuto, TransportTCP, TransportUDP}
+	compressions       = []string{"zstd", "gzip", "snappy", "lz4", "none"}
 )
 
 // maxInferFPS bounds infer_fps: well above any camera, low enough to catch
@@ -93,6 +94,10 @@ func (c *Config) Validate() error {
 
 	t := c.Tracker
 	checkOneOf(&p, "tracker.mode", t.Mode, trackerModes)
+	checkOneOf(&p, "tracker.appearance", t.Appearance, trackerAppearances)
+	if !(t.EMAAlpha > 0 && t.EMAAlpha < 1) {
+		p.addf("tracker.ema_alpha", "must be in (0, 1), got %g", t.EMAAlpha)
+	}
 	if t.MaxAge < 1 {
 		p.addf("tracker.max_age", "must be >= 1, got %d", t.MaxAge)
 	}

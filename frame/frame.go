@@ -215,6 +215,10 @@ type Detection struct {
 	Mask *Mask
 	// Embedding is the L2-normalised re-ID vector, nil unless an embedder ran.
 	Embedding []float32
+	// Low marks a detection that scored below its model's score threshold,
+	// kept only for the tracker's second (low-score) pass; the pipeline
+	// drops it unless it extended a track.
+	Low bool
 }
 
 // TrackState is the lifecycle stage of a track.
@@ -273,6 +277,10 @@ type Result struct {
 	Tracks       []Track
 	// Events are the track events of this frame.
 	Events []TrackEvent
+	// EndOfStream marks the result a stream publishes when it ends for
+	// good: no detections, Seq and PTS of its last analysed frame, and the
+	// ended events of the tracks still open.
+	EndOfStream bool
 }
 
 // Share returns a new Frame over the same pixels and metadata, with no

@@ -392,6 +392,9 @@ func (m *Model) process(batch []*request) {
 			m.m.errors.Inc()
 			continue
 		}
+		for k := range r.dets {
+			r.dets[k].Low = r.dets[k].Score < m.lowBelow
+		}
 		m.m.frames.Inc()
 	}
 	m.m.duration.WithLabelValues(stageDecode).Observe(time.Since(decoded).Seconds())

@@ -23,6 +23,10 @@ import (
 type EngineOptions struct {
 	Runtime  config.Runtime
 	Batching config.Batching
+	// LowScoreFloor makes detectors also return detections scoring
+	// between it and their threshold, marked Low, for the tracker's
+	// low-score pass (see [ModelOptions]); 0 turns that off.
+	LowScoreFloor float32
 	// Registerer receives the inference metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
@@ -122,8 +126,8 @@ func (e *Engine) load(cfg config.Model) error {
 	}
 	m, err := LoadModel(b, ModelOptions{
 		Name: cfg.Name, Device: d, Variant: cfg.Variant, MaxAccuracyLoss: cfg.MaxAccuracyLoss,
-		ScoreThreshold: float32(cfg.ScoreThreshold),
-		MaxBatch:       e.opts.Batching.MaxBatch, MaxWait: time.Duration(e.opts.Batching.MaxWait),
+		ScoreThreshold: float32(cfg.ScoreThreshold), LowScoreFloor: e.opts.LowScoreFloor,
+		MaxBatch: e.opts.Batching.MaxBatch, MaxWait: time.Duration(e.opts.Batching.MaxWait),
 		Logger: e.log, metrics: e.metrics,
 	})
 	if err != nil {
@@ -188,7 +192,7 @@ func (e *Engine) Close() error {
 
 // Analyze runs the named models on f and fills r: detectors and keypoint
 // models add their detections; embedders and segmenters then run on each
-// person a detector found (see perPerson), or on the whole frame when
+// person a detector found above its threshold (see perPerson), or on the whole frame when
 // there is no detector. A model that fails on this frame is counted and logged at
 // most once a second and adds nothing; only a cancelled ctx is an error.
 func (e *Engine) Analyze(ctx context.Context, models []string, f *frame.Frame, r *frame.Result) error {
@@ -263,7 +267,7 @@ func (e *Engine) perPerson(ctx context.Context, m *Model, f *frame.Frame, r *fra
 	)
 	for _, i := range detected {
 		d := r.Detections[i]
-		if d.Label != "person" || d.Box.W() < 2 || d.Box.H() < 2 {
+		if d.Label != "person" || d.Low || d.Box.W() < 2 || d.Box.H() < 2 {
 			continue
 		}
 		idx = append(idx, i)

@@ -346,3 +346,39 @@ func TestPromoteReloads(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestEngineLowScoreFloor: with a floor for the tracker's low-score pass,
+// a detector returns the same detections above its threshold plus weaker
+// ones marked Low, and the embedder skips those.
+func TestEngineLowScoreFloor(t *testing.T) {
+	orttest.Init(t)
+	f := frame300(t)
+	plain := newEngine(t, nil, 1)
+	require.NoError(t, plain.Load(config.Model{Name: "det", Bundle: shareddata.Path(t, "models/yolox_nano_416.onnx"), Family: "yolox", ScoreThreshold: 0.5}))
+	low := NewEngine(EngineOptions{Runtime: config.Runtime{Device: "cpu", Threads: 1}, Batching: config.Batching{MaxBatch: 1}, LowScoreFloor: 0.1})
+	t.Cleanup(func() { low.Close() })
+	require.NoError(t, low.Load(config.Model{Name: "det", Bundle: shareddata.Path(t, "models/yolox_nano_416.onnx"), Family: "yolox", ScoreThreshold: 0.5}))
+	require.NoError(t, low.Load(config.Model{Name: "reid", Bundle: shareddata.Path(t, "models/person_reid_0287.onnx"), Family: "embedding"}))
+
+	want, got := &frame.Result{}, &frame.Result{}
+	require.NoError(t, plain.Analyze(context.Background(), []string{"det"}, f, want))
+	require.NoError(t, low.Analyze(context.Background(), []string{"det", "reid"}, f, got))
+	var high []frame.Detection
+	nLow := 0
+	for _, d := range got.Detections {
+		if d.Low {
+			nLow++
+			require.True(t, d.Score >= 0.1 && d.Score < 0.5, "low score %v", d.Score)
+			require.Nil(t, d.Embedding, "low-score detections are not embedded")
+			continue
+		}
+		require.GreaterOrEqual(t, d.Score, float32(0.5))
+		if d.Label == "person" {
+			require.Len(t, d.Embedding, 256)
+		}
+		d.Embedding = nil
+		high = append(high, d)
+	}
+	require.Positive(t, nLow, "the picture has weak detections")
+	require.Equal(t, want.Detections, high, "the detections above the threshold do not change")
+}

@@ -29,6 +29,10 @@ type ModelOptions struct {
 	MaxAccuracyLoss float64
 	// ScoreThreshold and NMSIoU override the bundle's (0 keeps them).
 	ScoreThreshold, NMSIoU float32
+	// LowScoreFloor, when above 0 and below a detector's score threshold,
+	// makes it also return the detections scoring in [LowScoreFloor,
+	// threshold), marked Low, for the tracker's second pass.
+	LowScoreFloor float32
 	// MaxBatch caps a batch; MaxWait bounds how long a batch waits to
 	// fill after its first request (0: derived from the request rate).
 	MaxBatch int
@@ -84,6 +88,7 @@ type Model struct {
 	// Owned by the batcher goroutine.
 	runners  map[int]Runner
 	dec      decoders.Decoder
+	lowBelow float32    // detections scoring below this are marked Low
 	preps    prep.Group // one Preparer per pre-processing worker
 	outs     []decoders.Tensor
 	fixed    bool // the model's batch dimension is fixed: one request per run
@@ -151,6 +156,11 @@ func LoadModel(b *Bundle, opts ModelOptions) (*Model, error) {
 	dopts := decoders.Options{
 		InputW: m.spec.Width, InputH: m.spec.Height, Labels: b.Labels,
 		ScoreThreshold: cmp.Or(opts.ScoreThreshold, b.ScoreThreshold), NMSIoU: cmp.Or(opts.NMSIoU, b.NMSIoU),
+	}
+	if th := cmp.Or(dopts.ScoreThreshold, decoders.DefaultScoreThreshold(b.Family)); b.Task == TaskDetect && opts.LowScoreFloor > 0 && opts.LowScoreFloor < th {
+		// Decode down to the floor; NMS lets no weaker box suppress a
+		// stronger one, so the detections above th are unchanged.
+		dopts.ScoreThreshold, m.lowBelow = opts.LowScoreFloor, th
 	}
 	if m.dec, err = decoders.New(b.Family, dopts); err != nil {
 		return nil, fmt.Errorf("loading model %s: %w", opts.Name, err)

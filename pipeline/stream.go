@@ -73,6 +73,10 @@ type stream struct {
 	p     *Pipeline
 	log   *slog.Logger
 	stats streamStats
+	// lastRes (the last analysed frame's result, without detections) and
+	// trackedAny are the tracker's, for the events at the stream's end.
+	lastRes    frame.Result
+	trackedAny bool
 	// tracker follows the stream's detections; owned by the analyze
 	// goroutine, kept across reconnects so that IDs are never reused.
 	tracker *tracking.Tracker
@@ -117,6 +121,12 @@ func (s *stream) run(intake, work context.Context) error {
 	backoffMin := max(time.Duration(s.cfg.ReconnectMin), time.Millisecond)
 	backoffMax := max(time.Duration(s.cfg.ReconnectMax), backoffMin)
 	backoff := backoffMin
+	// The analyze goroutines have finished whenever runOnce returns.
+	defer func() {
+		if work.Err() == nil {
+			s.endTracks(work)
+		}
+	}()
 	for {
 		s.setState(StateConnecting, nil, time.Time{})
 		started := time.Now()
@@ -621,6 +631,28 @@ func (s *stream) track(res *frame.Result) {
 	for k, i := range idx {
 		res.Detections[i].TrackID = dets[k].TrackID
 	}
+	// Low-score detections were only candidates for the tracker's second
+	// pass: those that extended no track go.
+	res.Detections = slices.DeleteFunc(res.Detections, func(d frame.Detection) bool { return d.Low && d.TrackID == 0 })
 	// The tracker reuses its slices; sinks keep results.
 	res.Tracks, res.Events = slices.Clone(tracks), slices.Clone(events)
+	s.lastRes = frame.Result{StreamID: res.StreamID, Seq: res.Seq, PTS: res.PTS, Captured: res.Captured, Width: res.Width, Height: res.Height, Model: res.Model, ModelVersion: res.ModelVersion}
+	s.trackedAny = true
+}
+
+// endTracks ends the stream's open tracks when the stream ends for good and
+// publishes their ended events in a final result with EndOfStream set.
+func (s *stream) endTracks(ctx context.Context) {
+	if s.tracker == nil || !s.trackedAny {
+		return
+	}
+	events := s.tracker.Flush()
+	if len(events) == 0 {
+		return
+	}
+	res := s.lastRes
+	res.EndOfStream, res.Events = true, slices.Clone(events)
+	if err := s.p.fan.publish(ctx, &res); err != nil {
+		s.log.Warn("track end events not published", "err", err)
+	}
 }

@@ -3,13 +3,14 @@
 # only what is missing.
 #
 #   install-deps.sh          to build and run: a C compiler and pkg-config for
-#                            cgo, FFmpeg's libraries (decoding, demuxing)
+#                            cgo, FFmpeg's libraries (decoding, demuxing),
+#                            OpenBLAS (tracking's and training's products)
 #   install-deps.sh --test   also the peers the tests start: the ffmpeg CLI
 #                            (clips, RTSP publishing), GStreamer's RTSP server
 #                            (H.265 camera), Chromium (WebRTC publisher)
 set -euo pipefail
 
-pkgs=(gcc pkg-config libavcodec-dev libavformat-dev libavutil-dev libswscale-dev ffmpeg)
+pkgs=(gcc pkg-config libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libopenblas-dev ffmpeg)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-tools
     gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad

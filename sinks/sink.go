@@ -41,6 +41,10 @@ type Message struct {
 	Detections []MessageDetection `json:"detections"`
 	// TrackEvents are the tracks that started or ended at this frame.
 	TrackEvents []MessageTrackEvent `json:"track_events,omitempty"`
+	// EndOfStream marks the last message of a stream that ended (a file
+	// or a source that finished): it repeats the last frame's seq, has no
+	// detections and carries the ended events of the tracks still open.
+	EndOfStream bool `json:"end_of_stream,omitempty"`
 }
 
 // MessageTrackEvent is a track's start or end; times are in seconds of
@@ -89,7 +93,8 @@ func NewMessage(r *frame.Result) Message {
 		Height:     r.Height,
 		Model:      r.Model,
 		Version:    r.ModelVersion,
-		Detections: make([]MessageDetection, len(r.Detections)),
+		Detections:  make([]MessageDetection, len(r.Detections)),
+		EndOfStream: r.EndOfStream,
 	}
 	for i, d := range r.Detections {
 		md := MessageDetection{

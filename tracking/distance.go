@@ -92,10 +92,10 @@ type CosineDistance struct {
 }
 
 // NewCosineDistance returns a CosineDistance using mm for the matrix
-// product, or [GonumMatMul] when mm is nil.
+// product; nil means OpenBLAS when built with cgo, else [GonumMatMul].
 func NewCosineDistance(mm MatMul) *CosineDistance {
 	if mm == nil {
-		mm = GonumMatMul{}
+		mm = defaultMatMul()
 	}
 	return &CosineDistance{mm: mm}
 }

@@ -42,6 +42,10 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	scoreThreshold := fs.Float64("score-threshold", 0, "drop detections scoring below this (0: the model's default)")
 	motOut := fs.String("mot-out", "", "also write tracked detections in MOTChallenge text format to this `file`")
 	trackMode := fs.String("track", "deepsort", "tracker: deepsort, sort, or off")
+	appearance := fs.String("appearance", "", "deepsort appearance memory: gallery or ema (default: the config default)")
+	iouGate := fs.Bool("iou-appearance-gate", false, "deepsort: IoU matching refuses pairs whose appearance differs by more than the max cosine distance")
+	maxCos := fs.Float64("max-cosine-distance", 0, "deepsort: largest appearance distance accepted, 0 to 2 (default: the config default, 0.2)")
+	lowScore := fs.Float64("low-score", -1, "lowest score of detections for the tracker's second pass; 1 turns it off (default: the config default)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -72,12 +76,40 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	log := newLogger(config.Log{Level: "warn"}, stderr)
+	var tracker *tracking.Options
+	switch *trackMode {
+	case "off":
+	case "deepsort", "sort":
+		c := config.Default().Tracker
+		c.Mode = *trackMode
+		if *appearance != "" {
+			c.Appearance = *appearance
+		}
+		c.IoUAppearanceGate = *iouGate
+		if *maxCos > 0 {
+			c.MaxCosineDistance = *maxCos
+		}
+		if *lowScore >= 0 {
+			c.LowScoreThreshold = *lowScore
+		}
+		full := config.Default()
+		full.Tracker = c
+		if err := full.Validate(); err != nil {
+			return fmt.Errorf("tracker flags: %w", err)
+		}
+		o := tracking.OptionsFromConfig(c)
+		tracker = &o
+	default:
+		return fmt.Errorf("--track: must be deepsort, sort or off, got %q", *trackMode)
+	}
 	var analyzer pipeline.Analyzer
 	if len(models) > 0 {
 		eng := inference.NewEngine(inference.EngineOptions{
 			Runtime:  config.Runtime{Device: *device, ORTLibrary: *ortLib, Threads: *inferThreads},
 			Batching: config.Batching{MaxBatch: 8},
 			Logger:   log,
+			// Detectors return low-score candidates for the tracker.
+			LowScoreFloor: lowScoreFloor(tracker),
 		})
 		defer eng.Close()
 		for i, path := range models {
@@ -104,17 +136,6 @@ func runAnalyze(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 		sinkList = append(sinkList, pipeline.NamedSink{Name: "mot", Sink: mw})
-	}
-	var tracker *tracking.Options
-	switch *trackMode {
-	case "off":
-	case "deepsort", "sort":
-		c := config.Default().Tracker
-		c.Mode = *trackMode
-		o := tracking.OptionsFromConfig(c, 0)
-		tracker = &o
-	default:
-		return fmt.Errorf("--track: must be deepsort, sort or off, got %q", *trackMode)
 	}
 	p, err := pipeline.New(pipeline.Options{
 		Streams:   []config.Stream{cfg},

@@ -48,7 +48,8 @@ func TestEvalMOTErrors(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{"no gt", []string{"--res", good}, 2, "--gt is required"},
+		{"no res, no gt", []string{"--window", "3"}, 2, "--gt is required"},
+		{"bad window", []string{"--res", good, "--window", "0"}, 2, "--window 0: must be >= 1"},
 		{"no res", []string{"--gt", good}, 2, "--res is required"},
 		{"bad distance", []string{"--gt", good, "--res", good, "--max-distance", "2"}, 2, "--max-distance 2"},
 		{"unknown flag", []string{"--frobnicate"}, 2, "frobnicate"},
@@ -67,4 +68,18 @@ func TestEvalMOTErrors(t *testing.T) {
 	var out, errb bytes.Buffer
 	require.Equal(t, 0, run([]string{"eval", "mot", "--gt", good, "--res", good}, &out, &errb), errb.String())
 	require.Contains(t, out.String(), `"mota":1,`)
+}
+
+// TestEvalMOTSummary: without ground truth, eval mot describes the tracks
+// (TUD-Campus's ground truth read as a tracker's output: 8 identities).
+func TestEvalMOTSummary(t *testing.T) {
+	gt := shareddata.Path(t, "mot/TUD-Campus/gt.txt")
+	var out, errb bytes.Buffer
+	require.Equal(t, 0, run([]string{"eval", "mot", "--res", gt}, &out, &errb), errb.String())
+	var got map[string]float64
+	require.NoError(t, json.Unmarshal(out.Bytes(), &got), out.String())
+	require.Equal(t, 8.0, got["tracks"])
+	require.Equal(t, 10.0, got["switch_window"])
+	require.Greater(t, got["mean_length"], 10.0)
+	require.Contains(t, got, "suspected_switches")
 }

@@ -71,7 +71,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for i, m := range cfg.Models {
 		modelNames[i] = m.Name
 	}
-	eng := inference.NewEngine(inference.EngineOptions{Runtime: cfg.Runtime, Batching: cfg.Batching, Registerer: reg, Logger: log})
+	var tracker *tracking.Options
+	if cfg.Tracker.IsEnabled() && len(cfg.Models) > 0 {
+		o := tracking.OptionsFromConfig(cfg.Tracker)
+		tracker = &o
+	}
+	eng := inference.NewEngine(inference.EngineOptions{
+		Runtime: cfg.Runtime, Batching: cfg.Batching, Registerer: reg, Logger: log,
+		LowScoreFloor: lowScoreFloor(tracker),
+	})
 	defer eng.Close()
 	for _, m := range cfg.Models {
 		// A model that does not load is logged and counted; the server and
@@ -83,11 +91,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var analyzer pipeline.Analyzer
 	if len(cfg.Models) > 0 {
 		analyzer = eng
-	}
-	var tracker *tracking.Options
-	if cfg.Tracker.IsEnabled() && len(cfg.Models) > 0 {
-		o := tracking.OptionsFromConfig(cfg.Tracker, 0)
-		tracker = &o
 	}
 	p, err := pipeline.New(pipeline.Options{
 		Streams:         cfg.Streams,
@@ -221,4 +224,13 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// lowScoreFloor is the score down to which detectors return candidates for
+// the tracker's low-score pass: 0 (none) without a tracker or the pass.
+func lowScoreFloor(o *tracking.Options) float32 {
+	if o == nil || o.LowScoreThreshold <= 0 || o.LowScoreThreshold >= 1 {
+		return 0
+	}
+	return o.LowScoreThreshold
 }

@@ -72,7 +72,7 @@ type pose struct {
 }
 
 func newBodyPix(o Options) (Decoder, error) {
-	o = withScore(o, 0.3)
+	o = withScore(o, DefaultScoreThreshold("bodypix"))
 	return &bodyPix{o: o, lab: labeler{labels: o.Labels, def: "person"}}, nil
 }
 

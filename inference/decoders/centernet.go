@@ -40,7 +40,7 @@ type peak struct {
 }
 
 func newCenterNet(o Options) (Decoder, error) {
-	o = withScore(o, 0.3)
+	o = withScore(o, DefaultScoreThreshold("centernet"))
 	return &centerNet{o: o, lab: labeler{labels: o.Labels}}, nil
 }
 

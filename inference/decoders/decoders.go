@@ -130,6 +130,15 @@ func New(family string, o Options) (Decoder, error) {
 	return d, nil
 }
 
+// DefaultScoreThreshold is the score threshold a family's decoder uses
+// when Options.ScoreThreshold is 0.
+func DefaultScoreThreshold(family string) float32 {
+	if family == "ultraface" {
+		return 0.7
+	}
+	return 0.3
+}
+
 // withScore sets the default score threshold.
 func withScore(o Options, def float32) Options {
 	if o.ScoreThreshold == 0 {

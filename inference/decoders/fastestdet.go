@@ -21,7 +21,7 @@ type fastestDet struct {
 }
 
 func newFastestDet(o Options) (Decoder, error) {
-	o = withScore(o, 0.3)
+	o = withScore(o, DefaultScoreThreshold("fastestdet"))
 	// obj^0.6 * cls^0.4 >= th needs obj >= th^(1/0.6) when cls <= 1.
 	minObj := float32(math.Pow(float64(o.ScoreThreshold), 1/0.6))
 	return &fastestDet{o: o, lab: labeler{labels: o.Labels}, minObj: minObj}, nil

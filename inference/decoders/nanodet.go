@@ -24,7 +24,7 @@ type nanoDet struct {
 }
 
 func newNanoDet(o Options) (Decoder, error) {
-	o = withScore(o, 0.3)
+	o = withScore(o, DefaultScoreThreshold("nanodet"))
 	return &nanoDet{o: o, lab: labeler{labels: o.Labels}, strides: [3]int{8, 16, 32}}, nil
 }
 

@@ -18,7 +18,7 @@ type ultraFace struct {
 }
 
 func newUltraFace(o Options) (Decoder, error) {
-	o = withScore(o, 0.7)
+	o = withScore(o, DefaultScoreThreshold("ultraface"))
 	return &ultraFace{o: o, lab: labeler{labels: o.Labels, def: "face"}}, nil
 }
 

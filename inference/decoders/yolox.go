@@ -26,7 +26,7 @@ type anchor struct {
 }
 
 func newYOLOX(o Options) (Decoder, error) {
-	o = withScore(o, 0.3)
+	o = withScore(o, DefaultScoreThreshold("yolox"))
 	d := &yolox{o: o, lab: labeler{labels: o.Labels}}
 	for _, s := range []int{8, 16, 32} {
 		gw, gh := o.InputW/s, o.InputH/s

@@ -1,0 +1,5 @@
+//go:build !cgo
+
+package tracking
+
+func defaultMatMul() MatMul { return GonumMatMul{} }
