@@ -274,6 +274,23 @@ type Kafka struct {
 	// SpoolMaxMB bounds the spool in MiB; past it the oldest messages are
 	// dropped and counted. It defaults to 1024.
 	SpoolMaxMB int `yaml:"spool_max_mb" json:"spool_max_mb"`
+	// SpoolFsync is when spool writes are forced to disk: always (every
+	// write), batch (at most once a second, on segment change and on close)
+	// or never (left to the OS). It defaults to "batch".
+	SpoolFsync string `yaml:"spool_fsync" json:"spool_fsync"`
+	// BatchMessages caps the messages in one produce request.
+	// It defaults to 1000.
+	BatchMessages int `yaml:"batch_messages" json:"batch_messages"`
+	// BatchBytes caps one produce request in bytes; a single message larger
+	// than this is dropped and counted. It defaults to 1048576 (1 MiB, the
+	// broker's default message.max.bytes).
+	BatchBytes int `yaml:"batch_bytes" json:"batch_bytes"`
+	// BatchTimeout is how long a partial batch waits for more messages.
+	// It defaults to 50ms.
+	BatchTimeout Duration `yaml:"batch_timeout" json:"batch_timeout"`
+	// BufferMB bounds the messages held in memory while they wait for the
+	// brokers, in MiB; past it messages go to the spool. It defaults to 32.
+	BufferMB int `yaml:"buffer_mb" json:"buffer_mb"`
 }
 
 // HardFrames configures the hard-frame miner, which stores frames the
@@ -396,6 +413,11 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&k.Compression, "zstd")
 	setDefault(&k.SpoolDir, "vigil-spool")
 	setDefault(&k.SpoolMaxMB, 1024)
+	setDefault(&k.SpoolFsync, "batch")
+	setDefault(&k.BatchMessages, 1000)
+	setDefault(&k.BatchBytes, 1<<20)
+	setDefault(&k.BatchTimeout, Duration(50*time.Millisecond))
+	setDefault(&k.BufferMB, 32)
 	h := &c.HardFrames
 	setDefault(&h.Dir, "hardframes")
 	setDefault(&h.MaxMB, 2048)

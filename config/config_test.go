@@ -38,6 +38,8 @@ func TestParseEmptyGivesDefaults(t *testing.T) {
 			Kafka: Kafka{
 				DetectionsTopic: "vigil.detections", TracksTopic: "vigil.tracks",
 				Compression: "zstd", SpoolDir: "vigil-spool", SpoolMaxMB: 1024,
+				SpoolFsync: "batch", BatchMessages: 1000, BatchBytes: 1 << 20,
+				BatchTimeout: Duration(50 * time.Millisecond), BufferMB: 32,
 			},
 		},
 		HardFrames: HardFrames{

@@ -28,6 +28,7 @@ var (
 	decodeModes        = []string{DecodeAll, DecodeKeyframes}
 	transports         = []string{TransportAuto, TransportTCP, TransportUDP}
 	compressions       = []string{"zstd", "gzip", "snappy", "lz4", "none"}
+	spoolFsyncs        = []string{"always", "batch", "never"}
 )
 
 // maxInferFPS bounds infer_fps: well above any camera, low enough to catch
@@ -154,6 +155,19 @@ func (c *Config) Validate() error {
 	}
 	if k.SpoolMaxMB < 1 {
 		p.addf("sinks.kafka.spool_max_mb", "must be >= 1, got %d", k.SpoolMaxMB)
+	}
+	checkOneOf(&p, "sinks.kafka.spool_fsync", k.SpoolFsync, spoolFsyncs)
+	if k.BatchMessages < 1 {
+		p.addf("sinks.kafka.batch_messages", "must be >= 1, got %d", k.BatchMessages)
+	}
+	if k.BatchBytes < 1024 {
+		p.addf("sinks.kafka.batch_bytes", "must be >= 1024, got %d", k.BatchBytes)
+	}
+	if k.BatchTimeout < 0 {
+		p.addf("sinks.kafka.batch_timeout", "must be >= 0, got %s", k.BatchTimeout)
+	}
+	if k.BufferMB < 1 {
+		p.addf("sinks.kafka.buffer_mb", "must be >= 1, got %d", k.BufferMB)
 	}
 
 	h := c.HardFrames

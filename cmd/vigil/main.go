@@ -5,6 +5,7 @@
 //	vigil models   import|list|quantize|promote ...  manage model bundles
 //	vigil eval     coco|mot --gt GT ...                score results like pycocotools / py-motmetrics
 //	vigil bench    decode|ingest|infer ...           speed against peers
+//	vigil consume  --brokers B --topic T [--validate] read Kafka results as JSON lines
 //	vigil version
 package main
 
@@ -28,6 +29,7 @@ commands:
   models    manage model bundles (models import, list, quantize, promote)
   bench     measure speed against peers (bench decode, ingest, infer)
   eval      score results (eval coco, eval mot)
+  consume   print a Kafka topic's results as JSON lines, optionally validated
   version   print the version
 
 Run 'vigil <command> -h' for a command's flags.
@@ -57,6 +59,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runBench(ctx, args[1:], stdout, stderr)
 	case "eval":
 		err = runEval(ctx, args[1:], stdout, stderr)
+	case "consume":
+		err = runConsume(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "vigil", version())
 	case "help", "-h", "--help":

@@ -22,6 +22,7 @@ import (
 	"github.com/vigil-video/vigil/ingest/whip"
 	"github.com/vigil-video/vigil/pipeline"
 	"github.com/vigil-video/vigil/sinks/jsonl"
+	kafkasink "github.com/vigil-video/vigil/sinks/kafka"
 	"github.com/vigil-video/vigil/tracking"
 	"github.com/vigil-video/vigil/web"
 )
@@ -31,6 +32,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "YAML config `file` (default: the embedded default config)")
 	listen := fs.String("listen", "", "HTTP listen `address`, overrides the config's listen (default 127.0.0.1:8080)")
+	var devBroker devBrokerFlag
+	fs.Var(&devBroker, "dev-broker", "start an in-process development Kafka broker (kfake, in memory) and send results to it; --dev-broker=ADDR sets its address (default "+defaultDevBroker+")")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -63,8 +66,29 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		sinkList = append(sinkList, pipeline.NamedSink{Name: "jsonl", Sink: w})
 	}
-	if cfg.Sinks.Kafka.Enabled {
-		log.Warn("sinks.kafka is enabled but this build has no Kafka sink yet; results are not sent to Kafka")
+	if devBroker != "" {
+		k := &cfg.Sinks.Kafka
+		cluster, err := kafkasink.StartDevBroker(string(devBroker), []string{k.DetectionsTopic, k.TracksTopic})
+		if err != nil {
+			return err
+		}
+		// Deferred before the pipeline starts, so it stops after the Kafka
+		// sink has flushed.
+		defer cluster.Close()
+		addr := cluster.ListenAddrs()[0]
+		log.Warn("DEVELOPMENT KAFKA BROKER: in-process kfake; messages live in memory and are gone when vigil stops",
+			"addr", addr, "topics", []string{k.DetectionsTopic, k.TracksTopic})
+		k.Enabled, k.Brokers = true, []string{addr}
+	}
+	if k := cfg.Sinks.Kafka; k.Enabled {
+		o := kafkasink.OptionsFromConfig(k)
+		o.Logger = log
+		s, err := kafkasink.Open(o, reg)
+		if err != nil {
+			return err
+		}
+		log.Info("kafka sink", "brokers", k.Brokers, "detections_topic", k.DetectionsTopic, "tracks_topic", k.TracksTopic, "spool_dir", k.SpoolDir)
+		sinkList = append(sinkList, pipeline.NamedSink{Name: "kafka", Sink: s})
 	}
 
 	modelNames := make([]string, len(cfg.Models))
@@ -202,6 +226,29 @@ func reload(ctx context.Context, log *slog.Logger, p *pipeline.Pipeline, eng *in
 	if !reflect.DeepEqual(a, b) {
 		log.Warn("config changes outside streams take effect after a restart")
 	}
+}
+
+// defaultDevBroker is where --dev-broker without a value listens.
+const defaultDevBroker = "127.0.0.1:9092"
+
+// devBrokerFlag is --dev-broker[=ADDR]: alone it means defaultDevBroker.
+type devBrokerFlag string
+
+func (f *devBrokerFlag) String() string   { return string(*f) }
+func (f *devBrokerFlag) IsBoolFlag() bool { return true }
+func (f *devBrokerFlag) Set(v string) error {
+	switch v {
+	case "true":
+		v = defaultDevBroker
+	case "false":
+		v = ""
+	default:
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			return fmt.Errorf("want host:port: %w", err)
+		}
+	}
+	*f = devBrokerFlag(v)
+	return nil
 }
 
 // displayAddr makes a listen address usable in a URL ("[::]:8080" -> "localhost:8080").
