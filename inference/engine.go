@@ -137,6 +137,9 @@ func (e *Engine) load(cfg config.Model) error {
 	old := e.models[cfg.Name]
 	e.models[cfg.Name] = m
 	e.cfgs[cfg.Name] = cfg
+	// Under the lock, so that the series follows the model served when
+	// two loads of one name race.
+	e.metrics.setModelInfo(m.Status())
 	e.mu.Unlock()
 	if old != nil {
 		old.Close()

@@ -1,6 +1,10 @@
 package inference
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Stages of a batch, for vigil_inference_duration_seconds.
 const (
@@ -17,6 +21,7 @@ type metrics struct {
 	frames    *prometheus.CounterVec
 	errors    *prometheus.CounterVec
 	loadErrs  *prometheus.CounterVec
+	info      *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -48,9 +53,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "vigil_inference_model_load_errors_total",
 			Help: "Failed attempts to load a configured model (bad bundle or file, checksum mismatch, no runtime).",
 		}, []string{"model"}),
+		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vigil_inference_model_info",
+			Help: "1 for each model served, with the bundle version, variant, device profile and runtime serving it.",
+		}, []string{"model", "version", "variant", "device", "runtime"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.batchSize, m.queueWait, m.duration, m.frames, m.errors, m.loadErrs)
+		reg.MustRegister(m.batchSize, m.queueWait, m.duration, m.frames, m.errors, m.loadErrs, m.info)
 	}
 	return m
 }
@@ -82,4 +91,12 @@ func (m *metrics) deleteModel(name string) {
 	m.duration.DeletePartialMatch(l)
 	m.frames.DeletePartialMatch(l)
 	m.errors.DeletePartialMatch(l)
+	m.info.DeletePartialMatch(l)
+}
+
+// setModelInfo makes st the only vigil_inference_model_info series of its
+// model, replacing the one of the version or variant it succeeds.
+func (m *metrics) setModelInfo(st ModelStatus) {
+	m.info.DeletePartialMatch(prometheus.Labels{"model": st.Name})
+	m.info.WithLabelValues(st.Name, strconv.Itoa(st.Version), st.Variant, st.Device, string(st.Runtime)).Set(1)
 }

@@ -101,9 +101,13 @@ func (r *sinkRunner) run(work context.Context, closeCtx func() context.Context) 
 	ok := r.m.sinkMessages.WithLabelValues(r.Name, "ok")
 	failed := r.m.sinkMessages.WithLabelValues(r.Name, "error")
 	lat := r.m.latency.WithLabelValues(stageSink)
+	writeTime := r.m.sinkWrite.WithLabelValues(r.Name)
 	fl, canFlush := r.Sink.(flusher)
 	for res := range r.ch {
-		if err := r.Sink.Write(work, res); err != nil {
+		start := time.Now()
+		err := r.Sink.Write(work, res)
+		writeTime.Observe(time.Since(start).Seconds())
+		if err != nil {
 			failed.Inc()
 			errLog.add(err)
 		} else {

@@ -1,7 +1,13 @@
 package pipeline
 
 import (
+	"sync/atomic"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigil-video/vigil/frame"
+	"github.com/vigil-video/vigil/tracking"
 )
 
 // Latency stages recorded in vigil_pipeline_latency_seconds, each measured
@@ -30,6 +36,7 @@ var dropReasonNames = [numDropReasons]string{"queue_full", "inference_busy", "de
 type metrics struct {
 	latency      *prometheus.HistogramVec
 	sinkMessages *prometheus.CounterVec
+	sinkWrite    *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer, p *Pipeline) *metrics {
@@ -43,9 +50,14 @@ func newMetrics(reg prometheus.Registerer, p *Pipeline) *metrics {
 			Name: "vigil_sink_messages_total",
 			Help: "Results handed to each sink, by outcome (ok, error, dropped).",
 		}, []string{"sink", "result"}),
+		sinkWrite: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "vigil_sink_write_duration_seconds",
+			Help:    "Time each sink's Write took for one result, whatever its outcome.",
+			Buckets: []float64{.00001, .000025, .00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}, []string{"sink"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.latency, m.sinkMessages, &streamCollector{p: p})
+		reg.MustRegister(m.latency, m.sinkMessages, m.sinkWrite, &streamCollector{p: p})
 	}
 	return m
 }
@@ -71,13 +83,82 @@ var (
 		"RTP packets missing from the sequence numbers per stream.", []string{"stream"}, nil)
 	descState = prometheus.NewDesc("vigil_ingest_stream_state",
 		"1 for the state each stream is in.", []string{"stream", "state"}, nil)
+	descDecodeTime = prometheus.NewDesc("vigil_decode_duration_seconds",
+		"Time the decoder spent on each compressed packet per stream, not counting handing its frames on.", []string{"stream"}, nil)
+	descActiveTracks = prometheus.NewDesc("vigil_tracking_active_tracks",
+		"Confirmed tracks alive after the stream's last analysed frame.", []string{"stream"}, nil)
+	descTracksStarted = prometheus.NewDesc("vigil_tracking_tracks_started_total",
+		"Tracks confirmed per stream (their started events).", []string{"stream"}, nil)
+	descTracksEnded = prometheus.NewDesc("vigil_tracking_tracks_ended_total",
+		"Confirmed tracks ended per stream (their ended events), lost or at the stream's end.", []string{"stream"}, nil)
 )
+
+// decodeBuckets are the upper bounds of vigil_decode_duration_seconds: a
+// 1080p H.264 frame decodes in about 1-10 ms on one core.
+var decodeBuckets = [...]float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25}
+
+// durationHist is a fixed-bucket histogram of durations, usable at its zero
+// value and safe for one writer and concurrent readers: it lives in a
+// stream's stats, so its series goes with the stream.
+type durationHist struct {
+	counts [len(decodeBuckets) + 1]atomic.Uint64 // the last counts values above every bound
+	sumNS  atomic.Int64
+}
+
+func (h *durationHist) observe(d time.Duration) {
+	s := d.Seconds()
+	i := 0
+	for i < len(decodeBuckets) && s > decodeBuckets[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	h.sumNS.Add(int64(d))
+}
+
+// metric returns h as a constant histogram. Buckets are read one by one,
+// so a scrape during an observation may see the sum a step ahead of them.
+func (h *durationHist) metric(d *prometheus.Desc, labels ...string) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(decodeBuckets))
+	var n uint64
+	for i, ub := range decodeBuckets {
+		n += h.counts[i].Load()
+		buckets[ub] = n
+	}
+	n += h.counts[len(decodeBuckets)].Load()
+	return prometheus.MustNewConstHistogram(d, n, float64(h.sumNS.Load())/1e9, buckets, labels...)
+}
+
+// trackStats count a stream's tracks from its tracker's output.
+type trackStats struct {
+	active         atomic.Int64
+	started, ended atomic.Uint64
+}
+
+// record counts one tracker update: its live tracks and its events.
+func (t *trackStats) record(tracks []frame.Track, events []frame.TrackEvent) {
+	var active int64
+	for _, tr := range tracks {
+		if tr.State == frame.TrackConfirmed {
+			active++
+		}
+	}
+	t.active.Store(active)
+	for _, e := range events {
+		switch e.Kind {
+		case tracking.EventStarted:
+			t.started.Add(1)
+		case tracking.EventEnded:
+			t.ended.Add(1)
+		}
+	}
+}
 
 // streamCollector reports every live stream's counters at scrape time.
 type streamCollector struct{ p *Pipeline }
 
 func (c *streamCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descPackets, descBytes, descFrames, descAnalyzed, descDropped, descDecodeErrors, descRestarts, descStalls, descPacketsLost, descState} {
+	for _, d := range []*prometheus.Desc{descPackets, descBytes, descFrames, descAnalyzed, descDropped, descDecodeErrors, descRestarts, descStalls, descPacketsLost, descState,
+		descDecodeTime, descActiveTracks, descTracksStarted, descTracksEnded} {
 		ch <- d
 	}
 }
@@ -107,6 +188,12 @@ func (c *streamCollector) Collect(ch chan<- prometheus.Metric) {
 				v = 1
 			}
 			ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, v, id, string(name))
+		}
+		ch <- st.decodeTime.metric(descDecodeTime, id)
+		if s.tracker != nil {
+			counter(descTracksStarted, st.tracks.started.Load())
+			counter(descTracksEnded, st.tracks.ended.Load())
+			ch <- prometheus.MustNewConstMetric(descActiveTracks, prometheus.GaugeValue, float64(st.tracks.active.Load()), id)
 		}
 	}
 }

@@ -237,6 +237,12 @@ func (p *Pipeline) launch(s *stream, intake, work context.Context) {
 		defer close(s.done)
 		defer s.stop()
 		s.err = s.run(sctx, wctx)
+		// The stream's own contexts may be cancelled (frame limit,
+		// removal); its tracks end unless the whole pipeline is stopping
+		// without draining.
+		if work.Err() == nil {
+			s.endTracks(work)
+		}
 		select {
 		case p.ended <- s:
 		case <-work.Done():

@@ -59,6 +59,8 @@ type streamStats struct {
 	packets, bytes, frames, analyzed, decodeErrors, restarts atomic.Uint64
 	stalls, packetsLost                                      atomic.Uint64
 	dropped                                                  [numDropReasons]atomic.Uint64
+	decodeTime                                               durationHist
+	tracks                                                   trackStats
 
 	mu        sync.Mutex
 	state     State
@@ -121,12 +123,6 @@ func (s *stream) run(intake, work context.Context) error {
 	backoffMin := max(time.Duration(s.cfg.ReconnectMin), time.Millisecond)
 	backoffMax := max(time.Duration(s.cfg.ReconnectMax), backoffMin)
 	backoff := backoffMin
-	// The analyze goroutines have finished whenever runOnce returns.
-	defer func() {
-		if work.Err() == nil {
-			s.endTracks(work)
-		}
-	}()
 	for {
 		s.setState(StateConnecting, nil, time.Time{})
 		started := time.Now()
@@ -356,6 +352,7 @@ func (s *stream) decodeLoop(ctx context.Context, units <-chan unit, free chan *f
 		errLog   = newErrorDumper(s.log, "decode errors")
 		emitErr  error
 		emitFunc func(*frame.Frame)
+		emitted  time.Duration // time spent in emitFunc, left out of the decode time
 	)
 	defer func() {
 		if dec != nil {
@@ -364,6 +361,7 @@ func (s *stream) decodeLoop(ctx context.Context, units <-chan unit, free chan *f
 		errLog.flush()
 	}()
 	emitFunc = func(f *frame.Frame) {
+		defer func(t time.Time) { emitted += time.Since(t) }(time.Now())
 		f.StreamID = s.cfg.ID
 		f.Seq = seq
 		seq++
@@ -417,7 +415,10 @@ func (s *stream) decodeLoop(ctx context.Context, units <-chan unit, free chan *f
 				s.stats.dropped[dropQueueFull].Add(1)
 			default:
 				waitKey = false
+				start := time.Now()
+				emitted = 0
 				err := dec.Decode(pkt, emitFunc)
+				s.stats.decodeTime.observe(time.Since(start) - emitted)
 				st := dec.Stats()
 				// Rejected packets and frames decoded with concealed damage
 				// are both decode errors.
@@ -636,6 +637,7 @@ func (s *stream) track(res *frame.Result) {
 	res.Detections = slices.DeleteFunc(res.Detections, func(d frame.Detection) bool { return d.Low && d.TrackID == 0 })
 	// The tracker reuses its slices; sinks keep results.
 	res.Tracks, res.Events = slices.Clone(tracks), slices.Clone(events)
+	s.stats.tracks.record(tracks, events)
 	s.lastRes = frame.Result{StreamID: res.StreamID, Seq: res.Seq, PTS: res.PTS, Captured: res.Captured, Width: res.Width, Height: res.Height, Model: res.Model, ModelVersion: res.ModelVersion}
 	s.trackedAny = true
 }
@@ -647,6 +649,7 @@ func (s *stream) endTracks(ctx context.Context) {
 		return
 	}
 	events := s.tracker.Flush()
+	s.stats.tracks.record(nil, events)
 	if len(events) == 0 {
 		return
 	}
