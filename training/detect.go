@@ -19,6 +19,7 @@ import (
 	"github.com/vigil-video/vigil/inference/prep"
 	"github.com/vigil-video/vigil/internal/openblas"
 	"github.com/vigil-video/vigil/training/dataset"
+	"github.com/vigil-video/vigil/training/evaluate"
 	"github.com/vigil-video/vigil/training/models"
 )
 
@@ -86,6 +87,11 @@ type DetectResult struct {
 	Losses, LRs  []float64
 	ImagesPerSec float64
 	Elapsed      time.Duration
+	// Final is the kept model's evaluation on the validation set, with the
+	// samples and predictions it scored (for reports of the worst images).
+	Final       *evaluate.DetectionResult
+	Samples     []dataset.Sample
+	Predictions [][]frame.Detection
 }
 
 func (o *DetectOptions) defaults() error {
@@ -251,11 +257,11 @@ func TrainDetector(ctx context.Context, opts DetectOptions, train, val dataset.S
 		if (step+1)%opts.EvalEvery != 0 && step+1 != opts.Steps {
 			continue
 		}
-		st, err := ev.run(ctx, val)
+		st, _, _, err := ev.run(ctx, val)
 		if err != nil {
 			return nil, fmt.Errorf("validating at step %d: %w", step+1, err)
 		}
-		vr := Validation{Step: step + 1, MAP50: st.map50, MAP: st.mAP, Loss: meanTail(res.Losses, opts.EvalEvery)}
+		vr := Validation{Step: step + 1, MAP50: st.AP50, MAP: st.AP, Loss: meanTail(res.Losses, opts.EvalEvery)}
 		res.Validations = append(res.Validations, vr)
 		if vr.MAP50 > res.Best.MAP50 {
 			res.Best, stale = vr, 0
@@ -273,6 +279,9 @@ func TrainDetector(ctx context.Context, opts DetectOptions, train, val dataset.S
 		}
 	}
 	restore(m.Params, best)
+	if res.Final, res.Samples, res.Predictions, err = ev.run(ctx, val); err != nil {
+		return nil, fmt.Errorf("validating the kept model: %w", err)
+	}
 	res.Elapsed = time.Since(began)
 	if n := res.Steps - start; n > 0 {
 		res.ImagesPerSec = float64(n*opts.Batch) / res.Elapsed.Seconds()
@@ -456,28 +465,59 @@ func headTensors(gr *models.Graph, m *models.CenterNet) []decoders.Tensor {
 	return outs
 }
 
-type detectStats struct{ map50, mAP float64 }
-
-func (e *detectEval) run(ctx context.Context, val dataset.Source) (detectStats, error) {
+func (e *detectEval) run(ctx context.Context, val dataset.Source) (*evaluate.DetectionResult, []dataset.Sample, [][]frame.Detection, error) {
 	var samples []dataset.Sample
 	var preds [][]frame.Detection
 	for i := 0; i < val.Len(); i += e.batch {
 		if err := ctx.Err(); err != nil {
-			return detectStats{}, err
+			return nil, nil, nil, err
 		}
 		var batch []dataset.Sample
 		for j := i; j < min(i+e.batch, val.Len()); j++ {
 			s, err := val.At(j)
 			if err != nil {
-				return detectStats{}, fmt.Errorf("validation sample %d: %w", j, err)
+				return nil, nil, nil, fmt.Errorf("validation sample %d: %w", j, err)
 			}
 			batch = append(batch, s)
 		}
 		p, err := e.predict(batch)
 		if err != nil {
-			return detectStats{}, err
+			return nil, nil, nil, err
 		}
 		samples, preds = append(samples, batch...), append(preds, p...)
 	}
-	return scoreDetections(samples, preds, e.m.Cfg.Classes)
+	r, err := ScoreDetections(samples, preds, e.m.Cfg.Classes)
+	return r, samples, preds, err
+}
+
+// ScoreDetections scores preds against the samples' objects with COCO box
+// mAP over the given classes, matching classes by label (a data set's class
+// indices, e.g. COCO's car = 2, need not be the model's); objects and
+// predictions of other labels are left out.
+func ScoreDetections(samples []dataset.Sample, preds [][]frame.Detection, classes []string) (*evaluate.DetectionResult, error) {
+	index := func(label string) int {
+		for i, c := range classes {
+			if c == label {
+				return i
+			}
+		}
+		return -1
+	}
+	truth := make([]dataset.Sample, len(samples))
+	mapped := make([][]frame.Detection, len(preds))
+	for i, s := range samples {
+		s.Objects = nil
+		for _, o := range samples[i].Objects {
+			if o.Class = index(o.Label); o.Class >= 0 {
+				s.Objects = append(s.Objects, o)
+			}
+		}
+		truth[i] = s
+		for _, d := range preds[i] {
+			if d.Class = index(d.Label); d.Class >= 0 {
+				mapped[i] = append(mapped[i], d)
+			}
+		}
+	}
+	return evaluate.Detection(truth, mapped, evaluate.DetectionOptions{Labels: classes})
 }

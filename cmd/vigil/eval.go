@@ -12,6 +12,7 @@ import (
 
 const evalUsage = `usage: vigil eval coco --gt GT.json --dt RESULTS.json [--iou-type bbox|segm|keypoints]
        vigil eval mot --gt GT.txt --res RES.txt [--max-distance 0.5]
+       vigil eval detect --model BUNDLE --data SOURCE [--frames N]
 
 coco: scores a COCO results file against a COCO ground truth exactly as
 pycocotools' COCOeval does and prints one JSON object with the summary
@@ -24,12 +25,18 @@ mot: scores a tracker's MOTChallenge text file against ground truth and
 prints one JSON object with the CLEAR MOT and identity metrics as
 py-motmetrics computes them (idf1 idp idr recall precision gt mt pt ml fp
 fn idsw frag mota motp) and HOTA as TrackEval does (hota deta assa).
+
+detect: runs a detector over a labelled source (synth://, COCO JSON, hard-frame
+store) and prints its mAP; 'vigil eval detect -h'.
 `
 
 // runEval implements `vigil eval coco` and dispatches `vigil eval mot`.
 func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "mot" {
 		return runEvalMOT(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "detect" {
+		return runEvalDetect(ctx, args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "coco" {
 		fmt.Fprint(stderr, evalUsage)

@@ -6,6 +6,7 @@
 //	vigil eval     coco|mot --gt GT ...                score results like pycocotools / py-motmetrics
 //	vigil bench    decode|ingest|infer ...           speed against peers
 //	vigil consume  --brokers B --topic T [--validate] read Kafka results as JSON lines
+//	vigil train    --task detect --out BUNDLE      train a model on generated scenes
 //	vigil version
 package main
 
@@ -30,6 +31,7 @@ commands:
   bench     measure speed against peers (bench decode, ingest, infer)
   eval      score results (eval coco, eval mot)
   consume   print a Kafka topic's results as JSON lines, optionally validated
+  train     train Vigil's own models on generated scenes (train --task detect)
   version   print the version
 
 Run 'vigil <command> -h' for a command's flags.
@@ -61,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runEval(ctx, args[1:], stdout, stderr)
 	case "consume":
 		err = runConsume(ctx, args[1:], stdout, stderr)
+	case "train":
+		err = runTrain(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "vigil", version())
 	case "help", "-h", "--help":

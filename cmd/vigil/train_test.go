@@ -1,0 +1,58 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/vigil-video/vigil/inference"
+	"github.com/vigil-video/vigil/inference/ort/orttest"
+)
+
+// TestTrainThenEvalDetect: vigil train writes a loadable centernet bundle
+// with its report and summary, and vigil eval detect scores it on a
+// generated scene through the serving engine.
+func TestTrainThenEvalDetect(t *testing.T) {
+	orttest.Init(t)
+	out := filepath.Join(t.TempDir(), "det")
+	var so, se bytes.Buffer
+	code := run([]string{"train", "--task", "detect", "--out", out, "--steps", "4", "--batch", "2",
+		"--train-sequences", "1", "--val-sequences", "1", "--frames", "3", "--eval-every", "2"}, &so, &se)
+	require.Equal(t, 0, code, se.String())
+	var sum map[string]float64
+	require.NoError(t, json.Unmarshal(so.Bytes(), &sum), so.String())
+	require.Equal(t, 4.0, sum["steps"])
+	require.Contains(t, se.String(), "train detect: done 4 steps")
+	for _, f := range []string{"model.yaml", "fp32.onnx", "summary.json", "report/loss.png", "report/validation.png", "report/worst.png", "report/worst/index.html", "checkpoint/checkpoint.bin"} {
+		_, err := os.Stat(filepath.Join(out, f))
+		require.NoError(t, err, f)
+	}
+	b, err := inference.LoadBundle(out)
+	require.NoError(t, err)
+	require.Equal(t, "centernet", b.Family)
+	require.Equal(t, []string{"person", "car"}, b.Labels)
+	require.Len(t, b.Keypoints, 17)
+
+	so.Reset()
+	se.Reset()
+	code = run([]string{"eval", "detect", "--model", out, "--data", "synth://?w=320&h=180&seed=11", "--frames", "3"}, &so, &se)
+	require.Equal(t, 0, code, se.String())
+	var ev map[string]any
+	require.NoError(t, json.Unmarshal(so.Bytes(), &ev), so.String())
+	for _, k := range []string{"map", "map50", "map75", "oks_ap", "per_class"} {
+		require.Contains(t, ev, k)
+	}
+	require.Equal(t, 3.0, ev["frames"])
+
+	so.Reset()
+	se.Reset()
+	require.Equal(t, 2, run([]string{"train", "--task", "detect"}, &so, &se), "--out is required")
+	require.Equal(t, 1, run([]string{"train", "--task", "segment", "--out", out}, &so, &se))
+	require.Contains(t, se.String(), "only detect is implemented")
+	require.Equal(t, 1, run([]string{"eval", "detect", "--model", out, "--data", "nowhere"}, &so, &se))
+	require.Contains(t, se.String(), "not a synth:// URL")
+}
