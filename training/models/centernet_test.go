@@ -2,7 +2,6 @@ package models
 
 import (
 	"image"
-	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -10,6 +9,7 @@ import (
 	G "gorgonia.org/gorgonia"
 
 	"github.com/vigil-video/vigil/frame"
+	"github.com/vigil-video/vigil/internal/openblas"
 	"github.com/vigil-video/vigil/ingest/synth"
 	"github.com/vigil-video/vigil/training/dataset"
 )
@@ -56,38 +56,37 @@ func fillInput(dst []float32, imgs []*image.RGBA) {
 	}
 }
 
-// TestCenterNetLearns: a few Adam steps on a handful of synth frames lower
-// the loss a lot (the model can fit), and report the step time.
-func TestCenterNetLearns(t *testing.T) {
-	m, err := NewCenterNet(CenterNetConfig{InputW: 320, InputH: 192, Classes: []string{"person", "car"}, Keypoints: 17}, 1)
-	require.NoError(t, err)
-	t.Logf("%.2f GMAC per image, %d parameters", float64(m.MACs())/1e9, func() int {
-		n := 0
-		for _, p := range m.Params {
-			n += len(p.Data())
-		}
-		return n
-	}())
-	const batch = 4
+// trainSteps runs steps Adam steps of m on batch synth frames at the
+// model's input size and returns the first and last loss.
+func trainSteps(t testing.TB, m *CenterNet, batch, steps int) (first, last float64, per time.Duration) {
+	w, h := m.Cfg.InputW, m.Cfg.InputH
 	imgs, objs := synthBatch(t, batch, 3)
+	if w != 320 {
+		for i := range imgs {
+			imgs[i] = shrink(imgs[i])
+			for j := range objs[i] {
+				o := &objs[i][j]
+				o.Box.X1, o.Box.Y1, o.Box.X2, o.Box.Y2 = o.Box.X1/2, o.Box.Y1/2, o.Box.X2/2, o.Box.Y2/2
+				for k := range o.Keypoints {
+					o.Keypoints[k].X /= 2
+					o.Keypoints[k].Y /= 2
+				}
+			}
+		}
+	}
 	gr, err := m.Build(batch)
 	require.NoError(t, err)
 	loss, cost, err := m.AddLoss(gr)
 	require.NoError(t, err)
 	_, err = G.Grad(cost, gr.Params...)
 	require.NoError(t, err)
-	in := make([]float32, batch*3*192*320)
+	in := make([]float32, batch*3*h*w)
 	fillInput(in, imgs)
-	require.NoError(t, G.Let(gr.Input, tensorOf(in, batch, 3, 192, 320)))
+	require.NoError(t, G.Let(gr.Input, tensorOf(in, batch, 3, h, w)))
 	loss.SetTargets(m.MakeTargets(objs))
 	vm := G.NewTapeMachine(gr.G, G.BindDualValues(gr.Params...))
 	defer vm.Close()
 	solver := G.NewAdamSolver(G.WithLearnRate(2e-3))
-	var first, last float64
-	steps := 30
-	if testing.Short() {
-		steps = 10
-	}
 	start := time.Now()
 	for i := range steps {
 		require.NoError(t, vm.RunAll())
@@ -99,10 +98,31 @@ func TestCenterNetLearns(t *testing.T) {
 		require.NoError(t, solver.Step(G.NodesToValueGrads(gr.Params)))
 		vm.Reset()
 	}
-	per := time.Since(start) / time.Duration(steps)
-	t.Logf("loss %.3f -> %.3f (%+v); %v per step of %d images (%.1f images/s)", first, last, loss.Parts(), per, batch, float64(batch)/per.Seconds())
+	return first, last, time.Since(start) / time.Duration(steps)
+}
+
+// TestCenterNetLearns: Adam steps on a few synth frames lower the loss a
+// lot (the model can fit them).
+func TestCenterNetLearns(t *testing.T) {
+	m, err := NewCenterNet(CenterNetConfig{InputW: 160, InputH: 96, Classes: []string{"person", "car"}, Keypoints: 17, Widths: [7]int{8, 16, 32, 32, 32, 16, 16}}, 1)
+	require.NoError(t, err)
+	first, last, _ := trainSteps(t, m, 2, 30)
+	t.Logf("loss %.3f -> %.3f", first, last)
 	require.Less(t, last, first/2)
-	_ = rand.Int
+}
+
+// BenchmarkCenterNetStep is one training step (forward, backward, Adam)
+// of the default detector on 8 images at 320x192.
+func BenchmarkCenterNetStep(b *testing.B) {
+	openblas.SetThreads(1)
+	m, err := NewCenterNet(CenterNetConfig{InputW: 320, InputH: 192, Classes: []string{"person", "car"}, Keypoints: 17}, 1)
+	require.NoError(b, err)
+	var per time.Duration
+	for b.Loop() {
+		_, _, per = trainSteps(b, m, 8, 3)
+	}
+	b.ReportMetric(float64(m.MACs())/1e9, "GMAC/image")
+	b.ReportMetric(8/per.Seconds(), "images/s")
 }
 
 // shrink halves an image (2x2 box filter).
