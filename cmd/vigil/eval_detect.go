@@ -21,7 +21,7 @@ import (
 	"github.com/vigil-video/vigil/training/store"
 )
 
-const evalDetectUsage = `usage: vigil eval detect --model BUNDLE --data SOURCE [--frames N] [--images DIR]
+const evalDetectUsage = `usage: vigil eval detect --model BUNDLE --data SOURCE [--frames N] [--images DIR] [--variant V]
 
 detect: runs a detector (a bundle, a registry model folder, or an .onnx file
 with --family) over a labelled source and prints JSON: map (mAP@[.5:.95]),
@@ -44,6 +44,7 @@ func runEvalDetect(ctx context.Context, args []string, stdout, stderr io.Writer)
 	frames := fs.Int("frames", 100, "frames of a synth source (every 7th frame of the scene)")
 	images := fs.String("images", "", "image folder of a COCO JSON file (default: the file's folder)")
 	device := fs.String("device", "cpu", "device profile: cpu, purego, cuda:N or tensorrt:N")
+	variant := fs.String("variant", "", "force a variant (fp32, int8, fp16) instead of the fastest within max accuracy loss")
 	ortLib := fs.String("ort-library", "", "path of libonnxruntime.so")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -60,7 +61,7 @@ func runEvalDetect(ctx context.Context, args []string, stdout, stderr io.Writer)
 		Logger: newLogger(config.Log{Level: "warn"}, stderr),
 	})
 	defer eng.Close()
-	if err := eng.Load(config.Model{Name: "m", Bundle: *model, Family: *family, MaxAccuracyLoss: 0.01}); err != nil {
+	if err := eng.Load(config.Model{Name: "m", Bundle: *model, Family: *family, Variant: *variant, MaxAccuracyLoss: 0.01}); err != nil {
 		return err
 	}
 	m, _ := eng.Model("m")

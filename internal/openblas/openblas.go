@@ -1,11 +1,5 @@
-// Package openblas runs dense matrix products on OpenBLAS (Debian's
-// libopenblas-dev) through cgo. OpenBLAS ran sgemm at 82 GFLOP/s on one core
-// of our 2-core machines where gonum's pure Go ran 24. [Implementation] is a
-// gonum BLAS (for gorgonia and gonum/mat) whose general matrix products go to
-// OpenBLAS; everything else is gonum's.
-//
-// The package needs cgo; code that must build with CGO_ENABLED=0 keeps its
-// pure-Go path behind a build tag.
+//go:build cgo
+
 package openblas
 
 /*
