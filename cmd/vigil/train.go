@@ -56,6 +56,8 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	evalEvery := fs.Int("eval-every", 250, "steps between validations and checkpoints")
 	patience := fs.Int("patience", 0, "validations without a better mAP@0.5 before stopping early (0: never)")
 	resume := fs.Bool("resume", false, "continue from BUNDLE/checkpoint")
+	var data stringList
+	fs.Var(&data, "data", "train on this labelled `source` instead of generated scenes: a COCO JSON file, a hard-frame store folder or a synth:// URL; repeatable; 15% of its sequences validate")
 	augmentOn := fs.Bool("augment", true, "augment training images (flip, scale, crop, rotation, colour, noise, blur, JPEG)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -84,14 +86,36 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "%s: %d frames of %d scenes generated in %s\n", what, src.Len(), seqs, time.Since(start).Round(time.Millisecond))
 		return src, nil
 	}
-	// Validation scenes have seeds no training scene has.
-	train, err := source("training", *seed*100000, *trainSeqs)
-	if err != nil {
-		return err
-	}
-	val, err := source("validation", *seed*100000+50000, *valSeqs)
-	if err != nil {
-		return err
+	var train, val dataset.Source
+	if len(data) > 0 {
+		var srcs []dataset.Source
+		for _, d := range data {
+			src, err := openLabelled(d, *framesPer, "")
+			if err != nil {
+				return err
+			}
+			srcs = append(srcs, src)
+		}
+		tr, va, err := dataset.Split(dataset.Concat(srcs...), 0.15, *seed)
+		if err != nil {
+			return fmt.Errorf("--data: %w", err)
+		}
+		if tr.Len() == 0 || va.Len() == 0 {
+			return fmt.Errorf("--data: %d samples split %d/%d: validation needs sequences of its own (COCO images name theirs in \"sequence\" or \"video_id\")", tr.Len()+va.Len(), tr.Len(), va.Len())
+		}
+		train, val = tr, va
+		fmt.Fprintf(stderr, "data: %d training and %d validation samples\n", train.Len(), val.Len())
+	} else {
+		// Validation scenes have seeds no training scene has.
+		tr, err := source("training", *seed*100000, *trainSeqs)
+		if err != nil {
+			return err
+		}
+		va, err := source("validation", *seed*100000+50000, *valSeqs)
+		if err != nil {
+			return err
+		}
+		train, val = tr, va
 	}
 	opts := training.DetectOptions{
 		Model: models.CenterNetConfig{InputW: 320, InputH: 192, Classes: []string{"person", "car"}, Keypoints: len(synth.KeypointNames)},

@@ -11,6 +11,8 @@ import (
 
 	"github.com/vigil-video/vigil/inference"
 	"github.com/vigil-video/vigil/inference/ort/orttest"
+	"github.com/vigil-video/vigil/ingest/synth"
+	"github.com/vigil-video/vigil/training/dataset"
 )
 
 // TestTrainThenEvalDetect: vigil train writes a loadable centernet bundle
@@ -47,6 +49,21 @@ func TestTrainThenEvalDetect(t *testing.T) {
 		require.Contains(t, ev, k)
 	}
 	require.Equal(t, 3.0, ev["frames"])
+
+	// From a labelled source instead of generated scenes: a COCO export.
+	coco := filepath.Join(t.TempDir(), "coco")
+	p := synth.DefaultParams()
+	p.Width, p.Height, p.Objects, p.Seed = 320, 180, 4, 12
+	src, err := dataset.NewSynthSource(dataset.SynthOptions{Params: p, Sequences: 3, Frames: 3, Stride: 7})
+	require.NoError(t, err)
+	require.NoError(t, dataset.WriteCOCO(src, coco, dataset.ExportOptions{}))
+	so.Reset()
+	se.Reset()
+	out2 := filepath.Join(t.TempDir(), "det2")
+	code = run([]string{"train", "--task", "detect", "--out", out2, "--steps", "2", "--batch", "2", "--eval-every", "2",
+		"--data", filepath.Join(coco, "annotations.json")}, &so, &se)
+	require.Equal(t, 0, code, se.String())
+	require.Contains(t, se.String(), "training and")
 
 	so.Reset()
 	se.Reset()
