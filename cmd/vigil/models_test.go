@@ -65,7 +65,9 @@ func TestModelsImportListAnalyze(t *testing.T) {
 		"--infer-fps", "1", "--frames", "31", "--out", out)
 	require.Equal(t, 0, r.code, r.stderr)
 	lines := readLines(t, out)
-	require.Len(t, lines, 31)
+	require.Len(t, lines, 32, "31 frames and the end of the stream, which ends the open tracks")
+	require.True(t, lines[31].EndOfStream)
+	require.Empty(t, lines[31].Detections)
 	m := lines[30]
 	require.Equal(t, uint64(300), m.Seq)
 	require.Equal(t, "det", m.Model)
@@ -90,7 +92,7 @@ func TestAnalyzeAllTasks(t *testing.T) {
 		"--out", out)
 	require.Equal(t, 0, r.code, r.stderr)
 	lines := readLines(t, out)
-	require.Len(t, lines, 4)
+	require.Len(t, lines, 5, "4 frames and the end of the stream")
 	m := lines[3]
 	require.Equal(t, uint64(300), m.Seq)
 	var persons, poses, masks, embedded int
@@ -265,6 +267,14 @@ func TestAnalyzeTracks(t *testing.T) {
 	require.Greater(t, len(lines), 100)
 	require.Less(t, len(ids), len(lines)/5, "tracks last many frames")
 	msgs := readLines(t, out)
+	end := msgs[len(msgs)-1]
+	require.True(t, end.EndOfStream, "the last line ends the open tracks")
+	msgs = msgs[:len(msgs)-1]
+	ended := map[uint64]bool{}
+	for _, e := range end.TrackEvents {
+		require.Equal(t, "ended", e.Kind)
+		ended[e.TrackID] = true
+	}
 	tracked := 0
 	for _, d := range msgs[len(msgs)-1].Detections {
 		if d.TrackID != 0 {
@@ -281,4 +291,5 @@ func TestAnalyzeTracks(t *testing.T) {
 		}
 	}
 	require.Equal(t, len(ids), started, "one started event per track in the MOT output")
+	require.Len(t, ended, started, "every started track ends with the stream")
 }
