@@ -32,6 +32,8 @@ give the same model.
 
 detect: a CenterNet-style detector of persons and cars with 17 COCO
 keypoints per person (family centernet).
+embed:  a re-ID embedder of person crops, 128-d, trained with a batch-hard
+triplet loss on identities of generated scenes (family embedding).
 `
 
 func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -41,11 +43,11 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprint(fs.Output(), trainUsage+"\nflags:\n")
 		fs.PrintDefaults()
 	}
-	task := fs.String("task", "", "what to train: detect (segment and embed are not implemented yet)")
+	task := fs.String("task", "", "what to train: detect or embed (segment is not wired yet)")
 	out := fs.String("out", "", "bundle `folder` to write (required)")
-	steps := fs.Int("steps", 3000, "training steps")
-	batch := fs.Int("batch", 8, "images per step")
-	lr := fs.Float64("lr", 2e-3, "base learning rate")
+	steps := fs.Int("steps", 0, "training steps (default: detect 1000, embed 1200)")
+	batch := fs.Int("batch", 8, "images per step (detect); identities per step (embed, 4 crops each)")
+	lr := fs.Float64("lr", 0, "base learning rate (default: detect 2e-3, embed 1e-3)")
 	optimizer := fs.String("optimizer", "adam", "adam, rmsprop or sgd")
 	schedule := fs.String("schedule", "cosine", "learning-rate schedule: cosine, step or cyclic")
 	seed := fs.Uint64("seed", 1, "seed of the weights, the data and the shuffling")
@@ -65,8 +67,20 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := requireFlags(fs, "task", *task, "out", *out); err != nil {
 		return err
 	}
-	if *task != "detect" {
-		return fmt.Errorf("--task %s: only detect is implemented so far", *task)
+	defSteps, defLR, sampleW, sampleH := 1000, 2e-3, 320, 180
+	switch *task {
+	case "detect":
+	case "embed":
+		// Re-ID needs persons big enough to tell apart: full 640x360 frames.
+		defSteps, defLR, sampleW, sampleH = 1200, 1e-3, 640, 360
+	default:
+		return fmt.Errorf("--task %s: must be detect or embed (segment is not wired yet)", *task)
+	}
+	if *steps == 0 {
+		*steps = defSteps
+	}
+	if *lr == 0 {
+		*lr = defLR
 	}
 	params := synth.DefaultParams()
 	params.Width, params.Height, params.Objects, params.Realtime = 640, 360, 10, false
@@ -79,7 +93,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		p := params
 		p.Seed = first
 		start := time.Now()
-		src, err := dataset.NewSynthSource(dataset.SynthOptions{Params: p, Sequences: seqs, Frames: *framesPer, Stride: 7, Skip: 30, Width: 320, Height: 180})
+		src, err := dataset.NewSynthSource(dataset.SynthOptions{Params: p, Sequences: seqs, Frames: *framesPer, Stride: 7, Skip: 30, Width: sampleW, Height: sampleH})
 		if err != nil {
 			return nil, fmt.Errorf("generating %s scenes: %w", what, err)
 		}
@@ -117,10 +131,18 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		train, val = tr, va
 	}
+	sched := training.Schedule{Kind: *schedule, Warmup: *steps / 20, Every: max(*steps/4, 1), Gamma: 0.3, Floor: 0.02}
+	if *task == "embed" {
+		return trainEmbed(ctx, *out, training.EmbedOptions{
+			Model: models.ReIDConfig{}, Seed: *seed, P: *batch, K: 4, Steps: *steps, Optimizer: *optimizer, LR: *lr,
+			Schedule: sched, EvalEvery: *evalEvery, Patience: *patience,
+			CheckpointDir: filepath.Join(*out, "checkpoint"), Resume: *resume,
+		}, *augmentOn, train, val, stdout, stderr)
+	}
 	opts := training.DetectOptions{
 		Model: models.CenterNetConfig{InputW: 320, InputH: 192, Classes: []string{"person", "car"}, Keypoints: len(synth.KeypointNames)},
 		Seed:  *seed, Batch: *batch, Steps: *steps, Optimizer: *optimizer, LR: *lr,
-		Schedule:  training.Schedule{Kind: *schedule, Warmup: *steps / 20, Every: max(*steps/4, 1), Gamma: 0.3, Floor: 0.02},
+		Schedule:  sched,
 		EvalEvery: *evalEvery, Patience: *patience,
 		CheckpointDir: filepath.Join(*out, "checkpoint"), Resume: *resume,
 	}
@@ -220,4 +242,50 @@ func writeTrainReport(out string, res *training.DetectResult) error {
 		return err
 	}
 	return report.WorstHTML(filepath.Join(dir, "worst"), items)
+}
+
+// trainEmbed trains the re-ID embedder and writes its bundle, curves and
+// summary.
+func trainEmbed(ctx context.Context, out string, opts training.EmbedOptions, augmentOn bool, train, val dataset.Source, stdout, stderr io.Writer) error {
+	if augmentOn {
+		opts.Augment = training.DefaultCropAugment
+	}
+	prog := report.NewProgress(stderr, opts.Steps, report.WithLabel("train embed"), report.WithUnit("crops"))
+	opts.Progress = func(p training.EmbedProgress) { prog.Step(opts.P*opts.K, p.Loss, p.LR) }
+	res, err := training.TrainEmbedder(ctx, opts, train, val)
+	if err != nil {
+		return err
+	}
+	prog.Done()
+	if err := training.WriteEmbedderBundle(out, res); err != nil {
+		return err
+	}
+	dir := filepath.Join(out, "report")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var xs, r1, mAP []float64
+	for _, v := range res.Validations {
+		xs, r1, mAP = append(xs, float64(v.Step)), append(r1, v.Rank1), append(mAP, v.MAP)
+	}
+	if err := report.PlotCurves(filepath.Join(dir, "loss.png"), "training loss",
+		report.Series{Name: "loss", Y: res.Losses}, report.Series{Name: "learning rate", Y: res.LRs, Right: true}); err != nil {
+		return err
+	}
+	if err := report.PlotCurves(filepath.Join(dir, "validation.png"), "validation re-ID",
+		report.Series{Name: "rank-1", X: xs, Y: r1}, report.Series{Name: "mAP", X: xs, Y: mAP}); err != nil {
+		return err
+	}
+	summary := map[string]any{
+		"task": "embed", "steps": res.Steps, "best": res.Best, "validations": res.Validations,
+		"rank1": res.Best.Rank1, "map": res.Best.MAP, "untrained_rank1": res.Baseline.Rank1, "untrained_map": res.Baseline.MAP,
+		"crops_per_second": res.CropsPerSec, "elapsed_seconds": res.Elapsed.Seconds(),
+		"train_identities": res.TrainIdentities, "train_crops": res.TrainCrops, "val_identities": res.ValIdentities,
+	}
+	if err := report.WriteJSON(filepath.Join(out, "summary.json"), summary); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(map[string]any{"rank1": res.Best.Rank1, "map": res.Best.MAP, "steps": res.Steps, "crops_per_second": res.CropsPerSec})
+	fmt.Fprintf(stdout, "%s\n", b)
+	return nil
 }

@@ -73,3 +73,25 @@ func TestTrainThenEvalDetect(t *testing.T) {
 	require.Equal(t, 1, run([]string{"eval", "detect", "--model", out, "--data", "nowhere"}, &so, &se))
 	require.Contains(t, se.String(), "not a synth:// URL")
 }
+
+// TestTrainEmbed: vigil train --task embed writes an embedding bundle the
+// engine loads.
+func TestTrainEmbed(t *testing.T) {
+	orttest.Init(t)
+	out := filepath.Join(t.TempDir(), "reid")
+	var so, se bytes.Buffer
+	code := run([]string{"train", "--task", "embed", "--out", out, "--steps", "4", "--batch", "4",
+		"--train-sequences", "2", "--val-sequences", "2", "--frames", "6", "--eval-every", "2"}, &so, &se)
+	require.Equal(t, 0, code, se.String())
+	var sum map[string]float64
+	require.NoError(t, json.Unmarshal(so.Bytes(), &sum), so.String())
+	require.Equal(t, 4.0, sum["steps"])
+	require.Contains(t, sum, "rank1")
+	b, err := inference.LoadBundle(out)
+	require.NoError(t, err)
+	require.Equal(t, "embedding", b.Family)
+	for _, f := range []string{"summary.json", "report/loss.png", "report/validation.png"} {
+		_, err := os.Stat(filepath.Join(out, f))
+		require.NoError(t, err, f)
+	}
+}
