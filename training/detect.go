@@ -173,8 +173,8 @@ func TrainDetector(ctx context.Context, opts DetectOptions, train, val dataset.S
 	res := &DetectResult{Model: m, Best: Validation{MAP50: -1}}
 	start := 0
 	if opts.Resume && opts.CheckpointDir != "" {
-		st, err := loadCheckpoint(opts.CheckpointDir, m)
-		if err != nil {
+		var st trainState
+		if err := loadCheckpoint(opts.CheckpointDir, m.Params, &st); err != nil {
 			return nil, err
 		}
 		start = st.Step
@@ -270,7 +270,7 @@ func TrainDetector(ctx context.Context, opts DetectOptions, train, val dataset.S
 			stale++
 		}
 		if opts.CheckpointDir != "" {
-			if err := saveCheckpoint(opts.CheckpointDir, m, trainState{Step: step + 1, Best: res.Best, Validations: res.Validations, Losses: res.Losses, LRs: res.LRs}); err != nil {
+			if err := saveCheckpoint(opts.CheckpointDir, m.Params, trainState{Step: step + 1, Best: res.Best, Validations: res.Validations, Losses: res.Losses, LRs: res.LRs}); err != nil {
 				return nil, err
 			}
 		}
@@ -331,7 +331,9 @@ func restore(ps models.Params, s [][]float32) {
 	}
 }
 
-func saveCheckpoint(dir string, m *models.CenterNet, st trainState) error {
+// saveCheckpoint writes a model's parameters to dir/checkpoint.bin and the
+// run's state st to dir/state.json, each atomically.
+func saveCheckpoint(dir string, ps models.Params, st any) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("saving checkpoint: %w", err)
 	}
@@ -354,30 +356,31 @@ func saveCheckpoint(dir string, m *models.CenterNet, st trainState) error {
 		}
 		return os.Rename(tmp.Name(), filepath.Join(dir, name))
 	}
-	if err := write("checkpoint.bin", func(f *os.File) error { return m.Params.Save(f) }); err != nil {
+	if err := write("checkpoint.bin", func(f *os.File) error { return ps.Save(f) }); err != nil {
 		return err
 	}
 	return write("state.json", func(f *os.File) error { return json.NewEncoder(f).Encode(st) })
 }
 
-func loadCheckpoint(dir string, m *models.CenterNet) (trainState, error) {
-	var st trainState
+// loadCheckpoint reads what saveCheckpoint wrote into ps and st (a
+// pointer).
+func loadCheckpoint(dir string, ps models.Params, st any) error {
 	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
 	if err != nil {
-		return st, fmt.Errorf("resuming: %w", err)
+		return fmt.Errorf("resuming: %w", err)
 	}
-	if err := json.Unmarshal(b, &st); err != nil {
-		return st, fmt.Errorf("resuming: state.json: %w", err)
+	if err := json.Unmarshal(b, st); err != nil {
+		return fmt.Errorf("resuming: state.json: %w", err)
 	}
 	f, err := os.Open(filepath.Join(dir, "checkpoint.bin"))
 	if err != nil {
-		return st, fmt.Errorf("resuming: %w", err)
+		return fmt.Errorf("resuming: %w", err)
 	}
 	defer f.Close()
-	if err := m.Params.Load(f); err != nil {
-		return st, fmt.Errorf("resuming from %s: %w", dir, err)
+	if err := ps.Load(f); err != nil {
+		return fmt.Errorf("resuming from %s: %w", dir, err)
 	}
-	return st, nil
+	return nil
 }
 
 // detectEval runs the model over a validation source and scores it.

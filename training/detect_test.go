@@ -17,7 +17,7 @@ import (
 // frames is a small in-memory Source of synth frames.
 type frames []dataset.Sample
 
-func (f frames) Len() int                          { return len(f) }
+func (f frames) Len() int                         { return len(f) }
 func (f frames) At(i int) (dataset.Sample, error) { return f[i], nil }
 
 func synthFrames(t testing.TB, seed uint64, n, w, h int) frames {

@@ -32,6 +32,8 @@ give the same model.
 
 detect: a CenterNet-style detector of persons and cars with 17 COCO
 keypoints per person (family centernet).
+segment: a small UNet that segments the person a crop is centred on (the
+server runs it on every detected person; family selfie).
 embed:  a re-ID embedder of person crops, 128-d, trained with a batch-hard
 triplet loss on identities of generated scenes (family embedding).
 `
@@ -43,18 +45,18 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprint(fs.Output(), trainUsage+"\nflags:\n")
 		fs.PrintDefaults()
 	}
-	task := fs.String("task", "", "what to train: detect or embed (segment is not wired yet)")
+	task := fs.String("task", "", "what to train: detect, segment or embed")
 	out := fs.String("out", "", "bundle `folder` to write (required)")
-	steps := fs.Int("steps", 0, "training steps (default: detect 1000, embed 1200)")
-	batch := fs.Int("batch", 8, "images per step (detect); identities per step (embed, 4 crops each)")
-	lr := fs.Float64("lr", 0, "base learning rate (default: detect 2e-3, embed 1e-3)")
+	steps := fs.Int("steps", 0, "training steps (default: detect 1000, segment 800, embed 1200)")
+	batch := fs.Int("batch", 0, "images per step (detect 8), person crops per step (segment 16), identities per step (embed 8, 4 crops each)")
+	lr := fs.Float64("lr", 0, "base learning rate (default: detect 2e-3, segment and embed 1e-3)")
 	optimizer := fs.String("optimizer", "adam", "adam, rmsprop or sgd")
 	schedule := fs.String("schedule", "cosine", "learning-rate schedule: cosine, step or cyclic")
 	seed := fs.Uint64("seed", 1, "seed of the weights, the data and the shuffling")
 	domain := fs.String("domain", "day", "synth domain of the training scenes: day or night")
 	trainSeqs := fs.Int("train-sequences", 40, "generated scenes to train on")
 	valSeqs := fs.Int("val-sequences", 6, "other generated scenes to validate on")
-	framesPer := fs.Int("frames", 40, "frames kept from each scene")
+	framesPer := fs.Int("frames", 0, "frames kept from each scene (default: detect 40, segment and embed 20)")
 	evalEvery := fs.Int("eval-every", 250, "steps between validations and checkpoints")
 	patience := fs.Int("patience", 0, "validations without a better mAP@0.5 before stopping early (0: never)")
 	resume := fs.Bool("resume", false, "continue from BUNDLE/checkpoint")
@@ -67,20 +69,30 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := requireFlags(fs, "task", *task, "out", *out); err != nil {
 		return err
 	}
-	defSteps, defLR, sampleW, sampleH := 1000, 2e-3, 320, 180
+	defSteps, defLR, defFrames, defBatch, sampleW, sampleH := 1000, 2e-3, 40, 8, 320, 180
 	switch *task {
 	case "detect":
+	case "segment":
+		// Person crops need persons big enough for their limbs: full
+		// 640x360 frames.
+		defSteps, defLR, defFrames, defBatch, sampleW, sampleH = 800, 1e-3, 20, 16, 640, 360
 	case "embed":
 		// Re-ID needs persons big enough to tell apart: full 640x360 frames.
-		defSteps, defLR, sampleW, sampleH = 1200, 1e-3, 640, 360
+		defSteps, defLR, defFrames, defBatch, sampleW, sampleH = 1200, 1e-3, 20, 8, 640, 360
 	default:
-		return fmt.Errorf("--task %s: must be detect or embed (segment is not wired yet)", *task)
+		return fmt.Errorf("--task %s: must be detect, segment or embed", *task)
+	}
+	if *batch == 0 {
+		*batch = defBatch
 	}
 	if *steps == 0 {
 		*steps = defSteps
 	}
 	if *lr == 0 {
 		*lr = defLR
+	}
+	if *framesPer == 0 {
+		*framesPer = defFrames
 	}
 	params := synth.DefaultParams()
 	params.Width, params.Height, params.Objects, params.Realtime = 640, 360, 10, false
@@ -132,6 +144,13 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		train, val = tr, va
 	}
 	sched := training.Schedule{Kind: *schedule, Warmup: *steps / 20, Every: max(*steps/4, 1), Gamma: 0.3, Floor: 0.02}
+	if *task == "segment" {
+		return trainSegment(ctx, *out, training.SegmentOptions{
+			Seed: *seed, Batch: *batch, Steps: *steps, Optimizer: *optimizer, LR: *lr,
+			Schedule: sched, EvalEvery: *evalEvery, Patience: *patience,
+			CheckpointDir: filepath.Join(*out, "checkpoint"), Resume: *resume,
+		}, train, val, stdout, stderr)
+	}
 	if *task == "embed" {
 		return trainEmbed(ctx, *out, training.EmbedOptions{
 			Model: models.ReIDConfig{}, Seed: *seed, P: *batch, K: 4, Steps: *steps, Optimizer: *optimizer, LR: *lr,
@@ -286,6 +305,48 @@ func trainEmbed(ctx context.Context, out string, opts training.EmbedOptions, aug
 		return err
 	}
 	b, _ := json.Marshal(map[string]any{"rank1": res.Best.Rank1, "map": res.Best.MAP, "steps": res.Steps, "crops_per_second": res.CropsPerSec})
+	fmt.Fprintf(stdout, "%s\n", b)
+	return nil
+}
+
+// trainSegment trains the person segmenter and writes its bundle, curves
+// and summary.
+func trainSegment(ctx context.Context, out string, opts training.SegmentOptions, train, val dataset.Source, stdout, stderr io.Writer) error {
+	prog := report.NewProgress(stderr, opts.Steps, report.WithLabel("train segment"), report.WithUnit("crops"))
+	opts.Progress = func(p training.Progress) { prog.Step(opts.Batch, p.Loss, p.LR) }
+	res, err := training.TrainSegmenter(ctx, opts, train, val)
+	if err != nil {
+		return err
+	}
+	prog.Done()
+	if err := training.WriteSegmenterBundle(out, res); err != nil {
+		return err
+	}
+	dir := filepath.Join(out, "report")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var xs, miou, piou []float64
+	for _, v := range res.Validations {
+		xs, miou, piou = append(xs, float64(v.Step)), append(miou, v.MeanIoU), append(piou, v.PersonIoU)
+	}
+	if err := report.PlotCurves(filepath.Join(dir, "loss.png"), "training loss",
+		report.Series{Name: "loss", Y: res.Losses}, report.Series{Name: "learning rate", Y: res.LRs, Right: true}); err != nil {
+		return err
+	}
+	if err := report.PlotCurves(filepath.Join(dir, "validation.png"), "validation IoU",
+		report.Series{Name: "mIoU", X: xs, Y: miou}, report.Series{Name: "person IoU", X: xs, Y: piou}); err != nil {
+		return err
+	}
+	summary := map[string]any{
+		"task": "segment", "steps": res.Steps, "best": res.Best, "validations": res.Validations,
+		"miou": res.Best.MeanIoU, "person_iou": res.Best.PersonIoU, "crops_per_second": res.ImagesPerSec,
+		"elapsed_seconds": res.Elapsed.Seconds(), "train_crops": res.TrainCrops, "val_crops": res.ValCrops,
+	}
+	if err := report.WriteJSON(filepath.Join(out, "summary.json"), summary); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(map[string]any{"miou": res.Best.MeanIoU, "person_iou": res.Best.PersonIoU, "steps": res.Steps, "crops_per_second": res.ImagesPerSec})
 	fmt.Fprintf(stdout, "%s\n", b)
 	return nil
 }

@@ -95,3 +95,22 @@ func TestTrainEmbed(t *testing.T) {
 		require.NoError(t, err, f)
 	}
 }
+
+// TestTrainSegment: vigil train --task segment writes a selfie-family
+// bundle the engine loads.
+func TestTrainSegment(t *testing.T) {
+	orttest.Init(t)
+	out := filepath.Join(t.TempDir(), "seg")
+	var so, se bytes.Buffer
+	code := run([]string{"train", "--task", "segment", "--out", out, "--steps", "4", "--batch", "4",
+		"--train-sequences", "2", "--val-sequences", "1", "--frames", "4", "--eval-every", "2"}, &so, &se)
+	require.Equal(t, 0, code, se.String())
+	var sum map[string]float64
+	require.NoError(t, json.Unmarshal(so.Bytes(), &sum), so.String())
+	require.Equal(t, 4.0, sum["steps"])
+	require.Contains(t, sum, "miou")
+	b, err := inference.LoadBundle(out)
+	require.NoError(t, err)
+	require.Equal(t, "selfie", b.Family)
+	require.Equal(t, inference.TaskSegment, b.Task)
+}

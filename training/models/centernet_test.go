@@ -9,8 +9,8 @@ import (
 	G "gorgonia.org/gorgonia"
 
 	"github.com/vigil-video/vigil/frame"
-	"github.com/vigil-video/vigil/internal/openblas"
 	"github.com/vigil-video/vigil/ingest/synth"
+	"github.com/vigil-video/vigil/internal/openblas"
 	"github.com/vigil-video/vigil/training/dataset"
 )
 
