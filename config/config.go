@@ -289,8 +289,15 @@ type Kafka struct {
 	// It defaults to 50ms.
 	BatchTimeout Duration `yaml:"batch_timeout" json:"batch_timeout"`
 	// BufferMB bounds the messages held in memory while they wait for the
-	// brokers, in MiB; past it messages go to the spool. It defaults to 32.
+	// brokers, in MiB, when write_ahead is false; past it messages go to
+	// the spool. It defaults to 32.
 	BufferMB int `yaml:"buffer_mb" json:"buffer_mb"`
+	// WriteAhead appends every message to the spool before the sink takes
+	// the next result and acknowledges it there when the brokers do, so
+	// results survive a killed process; false keeps messages in memory
+	// until a write fails, which is faster but loses them on a kill. nil
+	// means true. It defaults to true.
+	WriteAhead *bool `yaml:"write_ahead,omitempty" json:"write_ahead,omitempty"`
 }
 
 // HardFrames configures the hard-frame miner, which stores frames the
@@ -418,6 +425,9 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&k.BatchBytes, 1<<20)
 	setDefault(&k.BatchTimeout, Duration(50*time.Millisecond))
 	setDefault(&k.BufferMB, 32)
+	if k.WriteAhead == nil {
+		k.WriteAhead = ptr(true)
+	}
 	h := &c.HardFrames
 	setDefault(&h.Dir, "hardframes")
 	setDefault(&h.MaxMB, 2048)

@@ -39,7 +39,7 @@ func TestParseEmptyGivesDefaults(t *testing.T) {
 				DetectionsTopic: "vigil.detections", TracksTopic: "vigil.tracks",
 				Compression: "zstd", SpoolDir: "vigil-spool", SpoolMaxMB: 1024,
 				SpoolFsync: "batch", BatchMessages: 1000, BatchBytes: 1 << 20,
-				BatchTimeout: Duration(50 * time.Millisecond), BufferMB: 32,
+				BatchTimeout: Duration(50 * time.Millisecond), BufferMB: 32, WriteAhead: ptr(true),
 			},
 		},
 		HardFrames: HardFrames{

@@ -14,11 +14,18 @@ import (
 // BenchmarkKafkaSink measures results written through the sink to the
 // in-process broker and acknowledged (Close waits for the last batch), with
 // the default zstd compression and a typical result: two detections, one
-// with a mask and keypoints, track events every 10th frame.
-func BenchmarkKafkaSink(b *testing.B) {
+// with a mask and keypoints, track events every 10th frame. Every message
+// goes through the spool first (write-ahead, the default).
+func BenchmarkKafkaSink(b *testing.B) { benchmarkSink(b, false) }
+
+// BenchmarkKafkaSinkNoWriteAhead is BenchmarkKafkaSink with messages held
+// in memory, as with write_ahead: false.
+func BenchmarkKafkaSinkNoWriteAhead(b *testing.B) { benchmarkSink(b, true) }
+
+func benchmarkSink(b *testing.B, noWriteAhead bool) {
 	c := startBroker(b, "127.0.0.1:0")
 	addr := c.ListenAddrs()[0]
-	s, err := Open(Options{Brokers: []string{addr}, SpoolDir: b.TempDir(), Logger: testLogger(b)}, nil)
+	s, err := Open(Options{Brokers: []string{addr}, SpoolDir: b.TempDir(), Logger: testLogger(b), NoWriteAhead: noWriteAhead}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -57,7 +64,7 @@ func BenchmarkKafkaSink(b *testing.B) {
 	if int(delivered) != n {
 		b.Fatalf("delivered %v of %d", delivered, n)
 	}
-	if sp := testutil.ToFloat64(s.m.messages.WithLabelValues(testDetections, outcomeSpooled)); sp > 0 {
+	if sp := testutil.ToFloat64(s.m.messages.WithLabelValues(testDetections, outcomeSpooled)); sp > 0 && noWriteAhead {
 		b.Logf("%v messages went through the spool", sp)
 	}
 	st := s.w.Stats()
@@ -75,10 +82,16 @@ func BenchmarkKafkaSink(b *testing.B) {
 // BenchmarkKafkaSinkBrokerDown measures Write while no broker answers:
 // every result goes to the spool (fsync batch), so this is the rate the
 // sink absorbs during an outage.
-func BenchmarkKafkaSinkBrokerDown(b *testing.B) {
+func BenchmarkKafkaSinkBrokerDown(b *testing.B) { benchmarkBrokerDown(b, false) }
+
+// BenchmarkKafkaSinkBrokerDownNoWriteAhead is BenchmarkKafkaSinkBrokerDown
+// as with write_ahead: false (the spool is written in 256 KiB blocks).
+func BenchmarkKafkaSinkBrokerDownNoWriteAhead(b *testing.B) { benchmarkBrokerDown(b, true) }
+
+func benchmarkBrokerDown(b *testing.B, noWriteAhead bool) {
 	s, err := Open(Options{
 		Brokers: []string{"127.0.0.1:1"}, SpoolDir: b.TempDir(), Logger: testLogger(b),
-		SpoolMaxBytes: 256 << 20, BufferBytes: 1 << 20, RetryMax: time.Minute,
+		SpoolMaxBytes: 256 << 20, BufferBytes: 1 << 20, RetryMax: time.Minute, NoWriteAhead: noWriteAhead,
 	}, nil)
 	if err != nil {
 		b.Fatal(err)

@@ -12,7 +12,7 @@ import (
 // Outcomes of vigil_sinks_kafka_messages_total.
 const (
 	outcomeDelivered = "delivered" // acknowledged by all in-sync replicas
-	outcomeSpooled   = "spooled"   // written to the spool
+	outcomeSpooled   = "spooled"   // waiting in the spool for the brokers
 	outcomeDropped   = "dropped"   // lost: spool full, too large, or the spool failed
 )
 
@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer, w *kafkago.Writer, topics []string) (
 	m := &metrics{
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_sinks_kafka_messages_total",
-			Help: "Kafka sink messages by topic and outcome: delivered (acknowledged), spooled (written to the on-disk spool) or dropped.",
+			Help: "Kafka sink messages by topic and outcome: delivered (acknowledged), spooled (waited in the on-disk spool for the brokers) or dropped.",
 		}, []string{"topic", "outcome"}),
 		bufferBytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vigil_sinks_kafka_buffer_bytes",
@@ -49,11 +49,11 @@ func newMetrics(reg prometheus.Registerer, w *kafkago.Writer, topics []string) (
 		}),
 		spoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vigil_sinks_kafka_spool_bytes",
-			Help: "Bytes of messages in the on-disk spool waiting for the brokers.",
+			Help: "Bytes of messages in the on-disk spool not yet acknowledged by the brokers (with write-ahead every message passes through it).",
 		}),
 		spoolMsgs: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vigil_sinks_kafka_spool_messages",
-			Help: "Messages in the on-disk spool waiting for the brokers.",
+			Help: "Messages in the on-disk spool not yet acknowledged by the brokers.",
 		}),
 		spoolMax: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "vigil_sinks_kafka_spool_max_bytes",

@@ -6,14 +6,21 @@
 // JSON Schemas of both topics are embedded (Schema, Validate).
 //
 // Results enter through Write, from the pipeline's sink goroutine, and go
-// to one router goroutine that owns all state: it batches messages in
-// memory (bounded by BufferBytes) and hands one batch at a time to a
-// producer goroutine that writes it with kafka-go, acknowledged by all
-// in-sync replicas. When a write fails, or memory is full, messages go to an
-// on-disk spool (append-only segments of CRC-32C-checked records, bounded
-// by SpoolMaxBytes, oldest dropped first) and are replayed in order once
-// the brokers answer again, also after a restart: Open reads the spool.
-// Delivery is at least once.
+// to one router goroutine that owns all state. By default it is a
+// write-ahead log: it appends every message to an on-disk spool
+// (append-only segments of CRC-32C-checked records, bounded by
+// SpoolMaxBytes, oldest dropped first) and hands it to the OS before Write
+// returns, reads batches back from the spool's unacknowledged head and
+// hands one at a time to a producer goroutine that writes it with
+// kafka-go, acknowledged by all in-sync replicas; only then does the
+// spool's acknowledged offset move. So a process killed at any point
+// loses nothing: Open replays the unacknowledged tail, and messages
+// acknowledged less than a second before the kill (the ack file is
+// rewritten at most once a second) are sent again. With NoWriteAhead the
+// router batches messages in memory (bounded by BufferBytes) and they go
+// to the spool only when a write fails, memory is full or the sink closes.
+// Either way the spool is replayed in order once the brokers answer
+// again, also after a restart. Delivery is at least once.
 package kafka
 
 import (
@@ -64,9 +71,17 @@ type Options struct {
 	// BatchTimeout is how long a partial batch waits for more messages.
 	// It defaults to 50ms; negative means no wait.
 	BatchTimeout time.Duration
-	// BufferBytes bounds the messages waiting in memory; past it they go
-	// to the spool. It defaults to 32 MiB.
+	// BufferBytes bounds the messages waiting in memory with NoWriteAhead;
+	// past it they go to the spool. It defaults to 32 MiB.
 	BufferBytes int64
+	// NoWriteAhead turns write-ahead off. By default every message is
+	// appended to the spool (handed to the OS; fsynced per SpoolFsync)
+	// before Write returns and acknowledged there once the brokers
+	// acknowledge it, so a killed process loses nothing: the next Open
+	// sends the unacknowledged tail again. With NoWriteAhead messages wait
+	// in memory and reach the spool only when a write fails, memory is
+	// full or the sink closes; a kill loses what memory held.
+	NoWriteAhead bool
 	// SendTimeout bounds one produce call. It defaults to 10 seconds.
 	SendTimeout time.Duration
 	// RetryMax is the longest wait between tries while the brokers fail;
@@ -83,6 +98,7 @@ func OptionsFromConfig(c config.Kafka) Options {
 		Compression: c.Compression, SpoolDir: c.SpoolDir, SpoolMaxBytes: int64(c.SpoolMaxMB) << 20,
 		SpoolFsync: c.SpoolFsync, BatchMessages: c.BatchMessages, BatchBytes: c.BatchBytes,
 		BatchTimeout: time.Duration(c.BatchTimeout), BufferBytes: int64(c.BufferMB) << 20,
+		NoWriteAhead: c.WriteAhead != nil && !*c.WriteAhead,
 	}
 }
 
@@ -158,7 +174,10 @@ type Sink struct {
 	w    *kafkago.Writer
 	m    *metrics
 
-	in       chan []kafkago.Message
+	in chan []kafkago.Message
+	// accepted answers each Write in write-ahead mode once its messages
+	// are in the spool (nil) or could not be written there.
+	accepted chan error
 	closeReq chan context.Context
 	done     chan struct{} // closed when the router has stopped
 	closed   bool
@@ -219,6 +238,7 @@ func Open(o Options, reg prometheus.Registerer) (*Sink, error) {
 	s := &Sink{
 		opts: o, log: o.Logger.With("sink", "kafka"), w: w, m: m,
 		in:       make(chan []kafkago.Message, 64),
+		accepted: make(chan error, 1),
 		closeReq: make(chan context.Context),
 		done:     make(chan struct{}),
 	}
@@ -242,8 +262,9 @@ func Open(o Options, reg prometheus.Registerer) (*Sink, error) {
 	return s, nil
 }
 
-// Write queues r's messages. It blocks only while the router is busy with
-// the spool's disk, never on the brokers.
+// Write queues r's messages; unless NoWriteAhead, it returns once they are
+// in the spool. It blocks only while the router is busy with the spool's
+// disk, never on the brokers.
 func (s *Sink) Write(ctx context.Context, r *frame.Result) error {
 	if s.closed {
 		return ErrClosed
@@ -273,6 +294,19 @@ func (s *Sink) Write(ctx context.Context, r *frame.Result) error {
 			return fmt.Errorf("queueing frame %d of %s for Kafka: %w", r.Seq, r.StreamID, ctx.Err())
 		case <-s.done:
 			return ErrClosed
+		}
+		if !s.opts.NoWriteAhead {
+			// The router answers every batch it takes, so this does not
+			// wait on ctx: an answer left unread would go to the next
+			// Write.
+			select {
+			case err := <-s.accepted:
+				if err != nil {
+					return fmt.Errorf("spooling frame %d of %s: %w", r.Seq, r.StreamID, err)
+				}
+			case <-s.done:
+				return ErrClosed
+			}
 		}
 	}
 	return tooLarge
@@ -385,16 +419,43 @@ func (r *router) wakeAt() time.Time {
 		return time.Time{}
 	case time.Now().Before(r.retryAt):
 		return r.retryAt
-	case len(r.mem) > 0:
+	case len(r.mem) > 0, !r.s.opts.NoWriteAhead && r.spool.count > 0:
 		return r.memSince.Add(r.s.opts.BatchTimeout)
 	}
 	return time.Time{}
 }
 
 // accept queues msgs in memory while the spool is empty and memory has
-// room, else in the spool, which memory always precedes.
+// room, else in the spool, which memory always precedes. In write-ahead
+// mode everything goes to the spool, handed to the OS before Write is
+// answered.
 func (r *router) accept(msgs []kafkago.Message) {
 	o := &r.s.opts
+	if !o.NoWriteAhead {
+		if r.spool.count == 0 {
+			r.memSince = time.Now()
+		}
+		err := r.spool.append(msgs)
+		if err == nil {
+			err = r.spool.flush()
+		}
+		if err != nil {
+			// What did not reach the OS may be lost; Write says so.
+			r.s.m.errors.WithLabelValues(reasonSpoolWrite).Inc()
+			r.count(msgs, outcomeDropped)
+			r.s.log.Error("writing kafka spool: messages may be lost", "messages", len(msgs), "err", err)
+		} else if r.failing {
+			// Every message passes through the spool; "spooled" counts
+			// those that wait there for the brokers.
+			r.count(msgs, outcomeSpooled)
+		}
+		r.updateSpool()
+		select {
+		case r.s.accepted <- err:
+		default: // no Write waits (Close drains s.in)
+		}
+		return
+	}
 	var spill []kafkago.Message
 	for _, m := range msgs {
 		size := int64(messageSize(&m))
@@ -450,6 +511,10 @@ func (r *router) pump() {
 	if r.spool.count == 0 {
 		return
 	}
+	if !o.NoWriteAhead && !r.closing && r.spool.count < o.BatchMessages && r.spool.bytes < int64(o.BatchBytes) &&
+		time.Since(r.memSince) < o.BatchTimeout {
+		return // a partial batch waits for more, as memory's would
+	}
 	recs, err := r.spool.peek(o.BatchMessages, o.BatchBytes)
 	r.reportCorrupt()
 	r.updateSpool()
@@ -466,6 +531,7 @@ func (r *router) pump() {
 	for i := range recs {
 		b.msgs[i] = recs[i].msg
 	}
+	r.memSince = time.Now()
 	r.send(b)
 }
 

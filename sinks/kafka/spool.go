@@ -572,13 +572,8 @@ func (s *spool) commit(recs []spoolRecord) error {
 		g.ackedTopics[r.msg.Topic]++
 		s.ackDone = false
 	}
-	for len(s.segs) > 0 && s.segs[0].off >= s.segs[0].size {
-		if s.segs[0] == s.tail {
-			if err := s.closeTail(); err != nil {
-				return err
-			}
-		}
-		s.removeFirst()
+	if err := s.trim(false); err != nil {
+		return err
 	}
 	if !s.ackDone && time.Since(s.ackSent) >= ackWriteEvery {
 		s.ackSent = time.Now()
@@ -587,10 +582,34 @@ func (s *spool) commit(recs []spoolRecord) error {
 	return nil
 }
 
-// close flushes, syncs (unless never) and records the acknowledged offsets.
+// trim deletes the oldest segments while they are fully acknowledged. The
+// tail stays open for appends unless withTail: in write-ahead mode every
+// batch empties the spool, and a new file per batch would cost a create,
+// an fsync and a delete each time.
+func (s *spool) trim(withTail bool) error {
+	for len(s.segs) > 0 && s.segs[0].off >= s.segs[0].size {
+		if s.segs[0] == s.tail {
+			if !withTail {
+				break
+			}
+			s.dirty = false // acknowledged: no need to reach the disk
+			if err := s.closeTail(); err != nil {
+				return err
+			}
+		}
+		s.removeFirst()
+	}
+	return nil
+}
+
+// close flushes, syncs (unless never), deletes acknowledged segments and
+// records the acknowledged offsets.
 func (s *spool) close() error {
 	s.closeReader()
-	err := s.closeTail()
+	err := s.trim(true)
+	if cerr := s.closeTail(); err == nil {
+		err = cerr
+	}
 	if aerr := s.writeAck(); err == nil {
 		err = aerr
 	}
