@@ -219,6 +219,9 @@ type Detection struct {
 	// kept only for the tracker's second (low-score) pass; the pipeline
 	// drops it unless it extended a track.
 	Low bool
+	// Aux marks a detection of a keypoint model (its persons repeat a
+	// detector's), which the tracker skips.
+	Aux bool
 }
 
 // TrackState is the lifecycle stage of a track.

@@ -234,6 +234,10 @@ func (e *Engine) Analyze(ctx context.Context, models []string, f *frame.Frame, r
 			for i := range dets {
 				detected = append(detected, len(r.Detections)+i)
 			}
+		} else {
+			for i := range dets {
+				dets[i].Aux = true
+			}
 		}
 		r.Detections = append(r.Detections, dets...)
 	}

@@ -617,13 +617,13 @@ func (e *errorDumper) flush() {
 }
 
 // track runs the stream's tracker on the result's detections from
-// detectors (keypoint models' people are the same people again) and sets
-// their track IDs and the result's tracks.
+// detectors (keypoint models' people, marked Aux, are the same people
+// again) and sets their track IDs and the result's tracks.
 func (s *stream) track(res *frame.Result) {
 	var idx []int
 	var dets []frame.Detection
 	for i, d := range res.Detections {
-		if d.Keypoints == nil {
+		if !d.Aux {
 			idx = append(idx, i)
 			dets = append(dets, d)
 		}
