@@ -379,12 +379,16 @@ func TestDefault(t *testing.T) {
 	c := Default()
 	require.NoError(t, c.Validate())
 	require.Equal(t, "127.0.0.1:8080", c.Listen)
-	require.Empty(t, c.Models)
+	require.Len(t, c.Models, 3)
+	require.Equal(t, "builtin:detector", c.Models[0].Bundle, "Vigil's own detector, inside the binary")
+	require.Equal(t, "builtin:segmenter", c.Models[1].Bundle)
+	require.Equal(t, "builtin:embedder", c.Models[2].Bundle, "and its re-ID model for the tracker")
+	require.Equal(t, "deepsort", c.Tracker.Mode)
 	require.False(t, c.Sinks.JSONL.Enabled)
 	require.False(t, c.Sinks.Kafka.Enabled)
 	require.Equal(t, []Stream{{
 		ID: "synth", URL: "synth://?objects=6&w=1280&h=720&fps=15&seed=1",
-		InferFPS: 5, Decode: "all", Realtime: ptr(true),
+		InferFPS: 5, Decode: "all", Realtime: ptr(true), Models: []string{"detector", "segmenter", "reid"},
 		Transport: "auto", ReadTimeout: Duration(10 * time.Second), ReconnectMin: Duration(500 * time.Millisecond), ReconnectMax: Duration(30 * time.Second),
 	}}, c.Streams)
 

@@ -3,6 +3,7 @@ package inference
 import (
 	"errors"
 	"fmt"
+	"github.com/vigil-video/vigil/inference/builtin"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -183,8 +184,16 @@ func (r Registry) List() ([]Entry, error) {
 
 // OpenBundle finds the bundle path refers to: a bundle folder (holding
 // model.yaml), a model's folder in a registry (its active version), or a
-// plain ONNX file, which needs family.
+// plain ONNX file, which needs family, or "builtin:NAME", one of the
+// models inside the binary (package builtin).
 func OpenBundle(path, family string) (*Bundle, error) {
+	if name, ok := strings.CutPrefix(path, builtin.Prefix); ok {
+		dir, err := builtin.Dir(name, "")
+		if err != nil {
+			return nil, fmt.Errorf("opening model: %w", err)
+		}
+		path = dir
+	}
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("opening model: %w", err)

@@ -298,6 +298,10 @@ func TestServeDefault(t *testing.T) {
 		s, ok := streams()["synth"]
 		return ok && s["state"] == "streaming" && s["frames_analyzed"].(float64) > 0
 	}, 20*time.Second, 100*time.Millisecond, "the default synth stream is analysed")
+	require.Eventually(t, func() bool {
+		_, m := get("/metrics")
+		return strings.Contains(m, `vigil_inference_images_total{model="detector"}`) && !strings.Contains(m, `vigil_inference_images_total{model="detector"} 0`)
+	}, 20*time.Second, 100*time.Millisecond, "the built-in detector runs on it")
 	code, page := get("/")
 	require.Equal(t, 200, code)
 	require.Contains(t, page, "<title>Vigil</title>")
