@@ -84,15 +84,15 @@ type MessageMask struct {
 // NewMessage converts a result to its JSON form.
 func NewMessage(r *frame.Result) Message {
 	m := Message{
-		Schema:     SchemaVersion,
-		Stream:     r.StreamID,
-		Seq:        r.Seq,
-		PTS:        r.PTS.Seconds(),
-		Captured:   r.Captured.UTC(),
-		Width:      r.Width,
-		Height:     r.Height,
-		Model:      r.Model,
-		Version:    r.ModelVersion,
+		Schema:      SchemaVersion,
+		Stream:      r.StreamID,
+		Seq:         r.Seq,
+		PTS:         r.PTS.Seconds(),
+		Captured:    r.Captured.UTC(),
+		Width:       r.Width,
+		Height:      r.Height,
+		Model:       r.Model,
+		Version:     r.ModelVersion,
 		Detections:  make([]MessageDetection, len(r.Detections)),
 		EndOfStream: r.EndOfStream,
 	}
