@@ -23,7 +23,7 @@ func TestTrainThenEvalDetect(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "det")
 	var so, se bytes.Buffer
 	code := run([]string{"train", "--task", "detect", "--out", out, "--steps", "4", "--batch", "2",
-		"--train-sequences", "1", "--val-sequences", "1", "--frames", "3", "--eval-every", "2"}, &so, &se)
+		"--train-sequences", "1", "--val-sequences", "1", "--frames", "3", "--eval-every", "2", "--int8-frames", "4"}, &so, &se)
 	require.Equal(t, 0, code, se.String())
 	var sum map[string]float64
 	require.NoError(t, json.Unmarshal(so.Bytes(), &sum), so.String())
@@ -36,6 +36,9 @@ func TestTrainThenEvalDetect(t *testing.T) {
 	b, err := inference.LoadBundle(out)
 	require.NoError(t, err)
 	require.Equal(t, "centernet", b.Family)
+	_, ok := b.Variant("int8")
+	require.True(t, ok, "the int8 variant is made too")
+	require.Contains(t, se.String(), "int8 variant: f1_vs_fp32")
 	require.Equal(t, []string{"person", "car"}, b.Labels)
 	require.Len(t, b.Keypoints, 17)
 
@@ -61,15 +64,17 @@ func TestTrainThenEvalDetect(t *testing.T) {
 	se.Reset()
 	out2 := filepath.Join(t.TempDir(), "det2")
 	code = run([]string{"train", "--task", "detect", "--out", out2, "--steps", "2", "--batch", "2", "--eval-every", "2",
-		"--data", filepath.Join(coco, "annotations.json")}, &so, &se)
+		"--data", filepath.Join(coco, "annotations.json"), "--int8-frames", "0"}, &so, &se)
 	require.Equal(t, 0, code, se.String())
 	require.Contains(t, se.String(), "training and")
 
 	so.Reset()
 	se.Reset()
 	require.Equal(t, 2, run([]string{"train", "--task", "detect"}, &so, &se), "--out is required")
-	require.Equal(t, 1, run([]string{"train", "--task", "segment", "--out", out}, &so, &se))
-	require.Contains(t, se.String(), "only detect is implemented")
+	require.Equal(t, 1, run([]string{"train", "--task", "classify", "--out", out}, &so, &se))
+	require.Contains(t, se.String(), "must be detect, segment or embed")
+	require.Equal(t, 1, run([]string{"train", "--task", "detect", "--out", out, "--augment", "maybe"}, &so, &se))
+	require.Contains(t, se.String(), "--augment maybe: must be on, off or auto")
 	require.Equal(t, 1, run([]string{"eval", "detect", "--model", out, "--data", "nowhere"}, &so, &se))
 	require.Contains(t, se.String(), "not a synth:// URL")
 }
