@@ -68,6 +68,14 @@ func TestTrainThenEvalDetect(t *testing.T) {
 	require.Equal(t, 0, code, se.String())
 	require.Contains(t, se.String(), "training and")
 
+	// Cross-validation over the three scenes.
+	so.Reset()
+	se.Reset()
+	code = run([]string{"train", "--task", "detect", "--out", filepath.Join(t.TempDir(), "kf"), "--steps", "2", "--batch", "2", "--eval-every", "2",
+		"--data", filepath.Join(coco, "annotations.json"), "--int8-frames", "0", "--kfold", "3"}, &so, &se)
+	require.Equal(t, 0, code, se.String())
+	require.Contains(t, se.String(), "fold 3/3: mAP@0.5")
+
 	so.Reset()
 	se.Reset()
 	require.Equal(t, 2, run([]string{"train", "--task", "detect"}, &so, &se), "--out is required")
