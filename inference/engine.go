@@ -279,7 +279,7 @@ func (e *Engine) perPerson(ctx context.Context, m *Model, f *frame.Frame, r *fra
 		}
 		idx = append(idx, i)
 		if segment {
-			boxes = append(boxes, around(d.Box, float32(m.spec.Width)/float32(m.spec.Height), f.Width, f.Height))
+			boxes = append(boxes, CropAround(d.Box, float32(m.spec.Width)/float32(m.spec.Height), f.Width, f.Height))
 		} else {
 			boxes = append(boxes, d.Box)
 		}
@@ -302,9 +302,11 @@ func (e *Engine) perPerson(ctx context.Context, m *Model, f *frame.Frame, r *fra
 	return err
 }
 
-// around returns a box of the given aspect ratio (width/height) centred
-// on b that holds b with a margin, clipped to the w x h frame.
-func around(b frame.Box, aspect float32, w, h int) frame.Box {
+// CropAround returns the region a segmenter runs on around a person b: a
+// box of the given aspect ratio (width / height) centred on b that holds b
+// grown by 1.2, clipped to the w x h frame. Trainers cut their crops with
+// it too.
+func CropAround(b frame.Box, aspect float32, w, h int) frame.Box {
 	cx, cy := (b.X1+b.X2)/2, (b.Y1+b.Y2)/2
 	bw, bh := b.W()*1.2, b.H()*1.2
 	if bw/bh < aspect {

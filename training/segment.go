@@ -316,23 +316,6 @@ func TrainSegmenter(ctx context.Context, opts SegmentOptions, train, val dataset
 	return res, nil
 }
 
-// around is the engine's crop around a person (inference.Engine): the box
-// grown by 1.2, then widened or heightened to aspect (width / height),
-// clipped to the w x h picture.
-func around(b frame.Box, aspect float32, w, h int) frame.Box {
-	cx, cy := (b.X1+b.X2)/2, (b.Y1+b.Y2)/2
-	bw, bh := b.W()*1.2, b.H()*1.2
-	if bw/bh < aspect {
-		bw = bh * aspect
-	} else {
-		bh = bw / aspect
-	}
-	return frame.Box{
-		X1: max(0, cx-bw/2), Y1: max(0, cy-bh/2),
-		X2: min(float32(w), cx+bw/2), Y2: min(float32(h), cy+bh/2),
-	}
-}
-
 // jitter moves each side of b by up to f of the box's size.
 func jitter(b frame.Box, f float64, rng *rand.Rand) frame.Box {
 	if f <= 0 {
@@ -382,7 +365,7 @@ func (c *cropper) crop(dst cropDst, s dataset.Sample, j int, box frame.Box, aug 
 		return fmt.Errorf("no image")
 	}
 	sw, sh := s.Image.Rect.Dx(), s.Image.Rect.Dy()
-	region := around(box, float32(c.w)/float32(c.h), sw, sh)
+	region := inference.CropAround(box, float32(c.w)/float32(c.h), sw, sh)
 	if region.W() < 1 || region.H() < 1 {
 		region = frame.Box{X1: 0, Y1: 0, X2: float32(sw), Y2: float32(sh)}
 	}

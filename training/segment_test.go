@@ -64,7 +64,7 @@ func TestCropTargets(t *testing.T) {
 		require.NoError(t, inst.crop(cropDst{in, m1, c1}, s, p.j, box, nil, nil))
 		require.NoError(t, uni.crop(cropDst{in, m2, c2}, s, p.j, box, nil, nil))
 		var area, outside float32
-		region := around(box, float32(w)/h, s.Image.Rect.Dx(), s.Image.Rect.Dy())
+		region := inference.CropAround(box, float32(w)/h, s.Image.Rect.Dx(), s.Image.Rect.Dy())
 		sx, sy := w/region.W(), h/region.H()
 		inBox := frame.Box{X1: (box.X1 - region.X1) * sx, Y1: (box.Y1 - region.Y1) * sy, X2: (box.X2 - region.X1) * sx, Y2: (box.Y2 - region.Y1) * sy}
 		for y := range h / 2 {
@@ -199,7 +199,7 @@ func TestWriteSegmenterBundle(t *testing.T) {
 	require.NoError(t, err)
 	cr := &cropper{w: 48, h: 80}
 	require.NoError(t, cr.setFrame(s.Image))
-	box := around(s.Objects[p.j].Box, 48.0/80, s.Image.Rect.Dx(), s.Image.Rect.Dy())
+	box := inference.CropAround(s.Objects[p.j].Box, 48.0/80, s.Image.Rect.Dx(), s.Image.Rect.Dy())
 	sess, err := ort.Open(b.Path(b.Variants[0]), ort.SessionOptions{BatchSize: 1, IntraOpThreads: 1})
 	require.NoError(t, err)
 	defer sess.Close()

@@ -2,15 +2,10 @@ package models
 
 import (
 	"fmt"
-	"hash"
-	"hash/fnv"
 	"math"
 	"sync"
 
 	G "gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
-
-	"github.com/chewxy/hm"
 
 	"github.com/vigil-video/vigil/training/dataset"
 )
@@ -154,7 +149,6 @@ type Loss struct {
 	targets *Targets
 	parts   LossParts
 	grads   [4][]float32
-	ins     []tensor.Shape
 }
 
 // AddLoss adds the loss of gr's heads to its graph and returns the scalar
@@ -166,16 +160,11 @@ func (m *CenterNet) AddLoss(gr *Graph) (*Loss, *G.Node, error) {
 		heads = append(heads, gr.Keypoints)
 	}
 	for i, h := range heads {
-		l.ins = append(l.ins, h.Shape().Clone())
 		l.grads[i] = make([]float32, h.Shape().TotalSize())
 	}
-	out, err := G.ApplyOp(&lossOp{l: l}, heads...)
+	cost, err := addLoss("centernet-loss", l.compute, func(i int) []float32 { return l.grads[i] }, heads...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("centernet loss: %w", err)
-	}
-	cost, err := G.Sum(out)
-	if err != nil {
-		return nil, nil, fmt.Errorf("centernet loss: %w", err)
+		return nil, nil, err
 	}
 	return l, cost, nil
 }
@@ -290,127 +279,4 @@ func abs32(v float32) float32 {
 		return -v
 	}
 	return v
-}
-
-// lossOp is the Loss as a gorgonia op: output [1].
-type lossOp struct {
-	l   *Loss
-	out *tensor.Dense
-}
-
-func (o *lossOp) Arity() int { return len(o.l.ins) }
-
-func (o *lossOp) Type() hm.Type {
-	ts := make([]hm.Type, 0, len(o.l.ins)+1)
-	for range o.l.ins {
-		ts = append(ts, G.TensorType{Dims: 4, Of: tensor.Float32})
-	}
-	ts = append(ts, G.TensorType{Dims: 1, Of: tensor.Float32})
-	return hm.NewFnType(ts...)
-}
-
-func (o *lossOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return tensor.Shape{1}, nil }
-
-func (o *lossOp) Do(inputs ...G.Value) (G.Value, error) {
-	heads := make([][]float32, len(inputs))
-	for i, v := range inputs {
-		d, ok := v.(*tensor.Dense)
-		if !ok {
-			return nil, fmt.Errorf("centernet loss: input %d is %T", i, v)
-		}
-		if d.RequiresIterator() {
-			d = d.Materialize().(*tensor.Dense)
-		}
-		heads[i] = d.Float32s()
-	}
-	v, err := o.l.compute(heads)
-	if err != nil {
-		return nil, err
-	}
-	if o.out == nil {
-		o.out = tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(1))
-	}
-	o.out.Float32s()[0] = float32(v)
-	return o.out, nil
-}
-
-func (o *lossOp) UsePreallocDo(_ G.Value, inputs ...G.Value) (G.Value, error) {
-	return o.Do(inputs...)
-}
-func (o *lossOp) ReturnsPtr() bool      { return false }
-func (o *lossOp) CallsExtern() bool     { return false }
-func (o *lossOp) OverwritesInput() int  { return -1 }
-func (o *lossOp) String() string        { return "centernet-loss" }
-func (o *lossOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "centernet-loss:%p", o.l) }
-func (o *lossOp) Hashcode() uint32 {
-	h := fnv.New32a()
-	o.WriteHash(h)
-	return h.Sum32()
-}
-
-// DiffWRT: the loss is differentiable with respect to every head.
-func (o *lossOp) DiffWRT(n int) []bool {
-	d := make([]bool, n)
-	for i := range d {
-		d[i] = true
-	}
-	return d
-}
-
-// SymDiff returns, per head, an op that scales the gradient the loss
-// computed by the incoming gradient. It takes the loss node as an input so
-// that it runs after the loss.
-func (o *lossOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	out := make(G.Nodes, len(inputs))
-	for i := range inputs {
-		n, err := G.ApplyOp(&lossGradOp{l: o.l, i: i}, grad, output)
-		if err != nil {
-			return nil, fmt.Errorf("centernet loss gradient: %w", err)
-		}
-		out[i] = n
-	}
-	return out, nil
-}
-
-// lossGradOp outputs the stored gradient of head i times the incoming
-// gradient.
-type lossGradOp struct {
-	l   *Loss
-	i   int
-	out *tensor.Dense
-}
-
-func (o *lossGradOp) Arity() int { return 2 }
-func (o *lossGradOp) Type() hm.Type {
-	return hm.NewFnType(G.TensorType{Dims: 1, Of: tensor.Float32}, G.TensorType{Dims: 1, Of: tensor.Float32}, G.TensorType{Dims: 4, Of: tensor.Float32})
-}
-func (o *lossGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	return o.l.ins[o.i].Clone(), nil
-}
-func (o *lossGradOp) Do(inputs ...G.Value) (G.Value, error) {
-	g, ok := inputs[0].Data().([]float32)
-	if !ok || len(g) != 1 {
-		return nil, fmt.Errorf("centernet loss gradient: incoming gradient %v", inputs[0].Shape())
-	}
-	if o.out == nil {
-		o.out = tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(o.l.ins[o.i].Clone()...))
-	}
-	dst := o.out.Float32s()
-	for j, v := range o.l.grads[o.i] {
-		dst[j] = v * g[0]
-	}
-	return o.out, nil
-}
-func (o *lossGradOp) UsePreallocDo(_ G.Value, inputs ...G.Value) (G.Value, error) {
-	return o.Do(inputs...)
-}
-func (o *lossGradOp) ReturnsPtr() bool      { return false }
-func (o *lossGradOp) CallsExtern() bool     { return false }
-func (o *lossGradOp) OverwritesInput() int  { return -1 }
-func (o *lossGradOp) String() string        { return fmt.Sprintf("centernet-loss-grad%d", o.i) }
-func (o *lossGradOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "centernet-loss-grad:%p:%d", o.l, o.i) }
-func (o *lossGradOp) Hashcode() uint32 {
-	h := fnv.New32a()
-	o.WriteHash(h)
-	return h.Sum32()
 }

@@ -2,13 +2,10 @@ package models
 
 import (
 	"fmt"
-	"hash"
-	"hash/fnv"
 	"math"
 	"math/rand/v2"
 	"sync"
 
-	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
@@ -259,13 +256,10 @@ func (m *ReID) AddTripletLoss(gr *ReIDGraph, margin float64) (*TripletLoss, *G.N
 	}
 	s := gr.Features.Shape().Clone()
 	l := &TripletLoss{Margin: margin, n: s[0], d: s.TotalSize() / s[0], shape: s, grad: make([]float32, s.TotalSize())}
-	out, err := G.ApplyOp(&tripletOp{l: l}, gr.Features)
+	cost, err := addLoss("triplet-loss", func(ins [][]float32) (float64, error) { return l.compute(ins[0]) },
+		func(int) []float32 { return l.grad }, gr.Features)
 	if err != nil {
-		return nil, nil, fmt.Errorf("triplet loss: %w", err)
-	}
-	cost, err := G.Sum(out)
-	if err != nil {
-		return nil, nil, fmt.Errorf("triplet loss: %w", err)
+		return nil, nil, err
 	}
 	return l, cost, nil
 }
@@ -397,116 +391,4 @@ func (l *TripletLoss) compute(f []float32) (float64, error) {
 	}
 	l.stats = st
 	return loss, nil
-}
-
-type tripletOp struct {
-	l   *TripletLoss
-	out *tensor.Dense
-}
-
-func (o *tripletOp) Arity() int { return 1 }
-
-func (o *tripletOp) Type() hm.Type {
-	return hm.NewFnType(G.TensorType{Dims: o.l.shape.Dims(), Of: tensor.Float32}, G.TensorType{Dims: 1, Of: tensor.Float32})
-}
-
-func (o *tripletOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return tensor.Shape{1}, nil }
-
-func (o *tripletOp) Do(inputs ...G.Value) (G.Value, error) {
-	if len(inputs) != 1 {
-		return nil, fmt.Errorf("triplet loss: %d inputs", len(inputs))
-	}
-	d, ok := inputs[0].(*tensor.Dense)
-	if !ok || d.Dtype() != tensor.Float32 {
-		return nil, fmt.Errorf("triplet loss: input is %T", inputs[0])
-	}
-	if d.RequiresIterator() {
-		d = d.Materialize().(*tensor.Dense)
-	}
-	f := d.Float32s()
-	if len(f) != o.l.n*o.l.d {
-		return nil, fmt.Errorf("triplet loss: %d values, want %v", len(f), o.l.shape)
-	}
-	v, err := o.l.compute(f)
-	if err != nil {
-		return nil, err
-	}
-	if o.out == nil {
-		o.out = tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(1))
-	}
-	o.out.Float32s()[0] = float32(v)
-	return o.out, nil
-}
-
-func (o *tripletOp) UsePreallocDo(_ G.Value, inputs ...G.Value) (G.Value, error) {
-	return o.Do(inputs...)
-}
-func (o *tripletOp) ReturnsPtr() bool      { return false }
-func (o *tripletOp) CallsExtern() bool     { return false }
-func (o *tripletOp) OverwritesInput() int  { return -1 }
-func (o *tripletOp) String() string        { return "triplet-loss" }
-func (o *tripletOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "triplet-loss:%p", o.l) }
-func (o *tripletOp) Hashcode() uint32 {
-	h := fnv.New32a()
-	o.WriteHash(h)
-	return h.Sum32()
-}
-func (o *tripletOp) DiffWRT(n int) []bool {
-	d := make([]bool, n)
-	for i := range d {
-		d[i] = true
-	}
-	return d
-}
-
-func (o *tripletOp) SymDiff(_ G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	n, err := G.ApplyOp(&tripletGradOp{l: o.l}, grad, output)
-	if err != nil {
-		return nil, fmt.Errorf("triplet loss gradient: %w", err)
-	}
-	return G.Nodes{n}, nil
-}
-
-// tripletGradOp hands out the gradient compute left, scaled by the incoming
-// one; taking the loss as an input orders it after the loss.
-type tripletGradOp struct {
-	l   *TripletLoss
-	out *tensor.Dense
-}
-
-func (o *tripletGradOp) Arity() int { return 2 }
-func (o *tripletGradOp) Type() hm.Type {
-	return hm.NewFnType(G.TensorType{Dims: 1, Of: tensor.Float32}, G.TensorType{Dims: 1, Of: tensor.Float32}, G.TensorType{Dims: o.l.shape.Dims(), Of: tensor.Float32})
-}
-func (o *tripletGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	return o.l.shape.Clone(), nil
-}
-func (o *tripletGradOp) Do(inputs ...G.Value) (G.Value, error) {
-	g, ok := inputs[0].Data().([]float32)
-	if !ok || len(g) != 1 {
-		return nil, fmt.Errorf("triplet loss gradient: incoming gradient %v", inputs[0].Shape())
-	}
-	if o.out == nil {
-		o.out = tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(o.l.shape.Clone()...))
-	}
-	dst := o.out.Float32s()
-	o.l.mu.Lock()
-	for j, v := range o.l.grad {
-		dst[j] = v * g[0]
-	}
-	o.l.mu.Unlock()
-	return o.out, nil
-}
-func (o *tripletGradOp) UsePreallocDo(_ G.Value, inputs ...G.Value) (G.Value, error) {
-	return o.Do(inputs...)
-}
-func (o *tripletGradOp) ReturnsPtr() bool      { return false }
-func (o *tripletGradOp) CallsExtern() bool     { return false }
-func (o *tripletGradOp) OverwritesInput() int  { return -1 }
-func (o *tripletGradOp) String() string        { return "triplet-loss-grad" }
-func (o *tripletGradOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "triplet-loss-grad:%p", o.l) }
-func (o *tripletGradOp) Hashcode() uint32 {
-	h := fnv.New32a()
-	o.WriteHash(h)
-	return h.Sum32()
 }

@@ -2,13 +2,10 @@ package models
 
 import (
 	"fmt"
-	"hash"
-	"hash/fnv"
 	"math"
 	"math/rand/v2"
 	"sync"
 
-	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
@@ -245,13 +242,10 @@ type SegLoss struct {
 func (m *UNet) AddLoss(gr *UNetGraph) (*SegLoss, *G.Node, error) {
 	s := gr.Logits.Shape().Clone()
 	l := &SegLoss{n: s[0], plane: s[1] * s[2] * s[3], shape: s, grad: make([]float32, s.TotalSize())}
-	out, err := G.ApplyOp(&segLossOp{l: l}, gr.Logits)
+	cost, err := addLoss("unet-loss", func(ins [][]float32) (float64, error) { return l.compute(ins[0]) },
+		func(int) []float32 { return l.grad }, gr.Logits)
 	if err != nil {
-		return nil, nil, fmt.Errorf("unet loss: %w", err)
-	}
-	cost, err := G.Sum(out)
-	if err != nil {
-		return nil, nil, fmt.Errorf("unet loss: %w", err)
+		return nil, nil, err
 	}
 	return l, cost, nil
 }
@@ -343,100 +337,4 @@ func (l *SegLoss) compute(z []float32) (float64, error) {
 	dice /= float64(l.n)
 	l.bce, l.dice = bce, dice
 	return bce + DiceWeight*dice, nil
-}
-
-// segLossOp is the SegLoss as a gorgonia op: output [1].
-type segLossOp struct {
-	l   *SegLoss
-	out *tensor.Dense
-}
-
-func (o *segLossOp) Arity() int { return 1 }
-func (o *segLossOp) Type() hm.Type {
-	return hm.NewFnType(G.TensorType{Dims: 4, Of: tensor.Float32}, G.TensorType{Dims: 1, Of: tensor.Float32})
-}
-func (o *segLossOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return tensor.Shape{1}, nil }
-func (o *segLossOp) Do(inputs ...G.Value) (G.Value, error) {
-	d, ok := inputs[0].(*tensor.Dense)
-	if !ok {
-		return nil, fmt.Errorf("unet loss: input is %T", inputs[0])
-	}
-	if d.RequiresIterator() {
-		d = d.Materialize().(*tensor.Dense)
-	}
-	v, err := o.l.compute(d.Float32s())
-	if err != nil {
-		return nil, err
-	}
-	if o.out == nil {
-		o.out = tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(1))
-	}
-	o.out.Float32s()[0] = float32(v)
-	return o.out, nil
-}
-func (o *segLossOp) UsePreallocDo(_ G.Value, inputs ...G.Value) (G.Value, error) {
-	return o.Do(inputs...)
-}
-func (o *segLossOp) ReturnsPtr() bool      { return false }
-func (o *segLossOp) CallsExtern() bool     { return false }
-func (o *segLossOp) OverwritesInput() int  { return -1 }
-func (o *segLossOp) String() string        { return "unet-loss" }
-func (o *segLossOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "unet-loss:%p", o.l) }
-func (o *segLossOp) Hashcode() uint32 {
-	h := fnv.New32a()
-	o.WriteHash(h)
-	return h.Sum32()
-}
-func (o *segLossOp) DiffWRT(int) []bool { return []bool{true} }
-
-// SymDiff returns an op that scales the gradient the loss computed by the
-// incoming gradient; it takes the loss node as an input so that it runs
-// after the loss.
-func (o *segLossOp) SymDiff(_ G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	n, err := G.ApplyOp(&segLossGradOp{l: o.l}, grad, output)
-	if err != nil {
-		return nil, fmt.Errorf("unet loss gradient: %w", err)
-	}
-	return G.Nodes{n}, nil
-}
-
-// segLossGradOp outputs the stored gradient times the incoming gradient.
-type segLossGradOp struct {
-	l   *SegLoss
-	out *tensor.Dense
-}
-
-func (o *segLossGradOp) Arity() int { return 2 }
-func (o *segLossGradOp) Type() hm.Type {
-	return hm.NewFnType(G.TensorType{Dims: 1, Of: tensor.Float32}, G.TensorType{Dims: 1, Of: tensor.Float32}, G.TensorType{Dims: 4, Of: tensor.Float32})
-}
-func (o *segLossGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	return o.l.shape.Clone(), nil
-}
-func (o *segLossGradOp) Do(inputs ...G.Value) (G.Value, error) {
-	g, ok := inputs[0].Data().([]float32)
-	if !ok || len(g) != 1 {
-		return nil, fmt.Errorf("unet loss gradient: incoming gradient %v", inputs[0].Shape())
-	}
-	if o.out == nil {
-		o.out = tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(o.l.shape.Clone()...))
-	}
-	dst := o.out.Float32s()
-	for j, v := range o.l.grad {
-		dst[j] = v * g[0]
-	}
-	return o.out, nil
-}
-func (o *segLossGradOp) UsePreallocDo(_ G.Value, inputs ...G.Value) (G.Value, error) {
-	return o.Do(inputs...)
-}
-func (o *segLossGradOp) ReturnsPtr() bool      { return false }
-func (o *segLossGradOp) CallsExtern() bool     { return false }
-func (o *segLossGradOp) OverwritesInput() int  { return -1 }
-func (o *segLossGradOp) String() string        { return "unet-loss-grad" }
-func (o *segLossGradOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "unet-loss-grad:%p", o.l) }
-func (o *segLossGradOp) Hashcode() uint32 {
-	h := fnv.New32a()
-	o.WriteHash(h)
-	return h.Sum32()
 }
