@@ -305,7 +305,15 @@ func writeTrainReport(out string, res *training.DetectResult) error {
 	var items []report.Item
 	for _, w := range evaluate.Worst(res.Final.PerImage, 20) {
 		s := res.Samples[w.Index]
-		items = append(items, report.Item{ID: s.ID, Image: s.Image, Truth: s.Objects, Preds: res.Predictions[w.Index], Score: w.F1,
+		// The predictions F1 counts (score >= 0.3), not the low-score tail
+		// that only AP sees.
+		var preds []frame.Detection
+		for _, d := range res.Predictions[w.Index] {
+			if d.Score >= 0.3 {
+				preds = append(preds, d)
+			}
+		}
+		items = append(items, report.Item{ID: s.ID, Image: s.Image, Truth: s.Objects, Preds: preds, Score: w.F1,
 			Caption: fmt.Sprintf("tp %d fp %d fn %d", w.TP, w.FP, w.FN)})
 	}
 	if err := report.ContactSheet(filepath.Join(dir, "worst.png"), items); err != nil {
