@@ -273,8 +273,8 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // writeTrainReport draws the loss, learning-rate and validation curves and
-// the 20 worst validation images (by F1 at the score threshold) with their
-// predictions, into BUNDLE/report/.
+// the 20 worst validation images (by F1 at score 0.3) with their
+// predictions above it, into BUNDLE/report/.
 func writeTrainReport(out string, res *training.DetectResult) error {
 	dir := filepath.Join(out, "report")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
