@@ -5,7 +5,7 @@ PKGS     ?= ./...
 BIN      ?= bin/vigil
 FUZZTIME ?= 10s
 
-.PHONY: deps test-deps build run test test-short lint bench fuzz clean
+.PHONY: deps test-deps build run test test-short lint bench fuzz models clean
 
 deps:
 	./scripts/install-deps.sh
@@ -55,6 +55,19 @@ fuzz:
 	    echo "fuzz $$pkg $$t ($$ft)"; \
 	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $$ft -fuzzminimizetime 10x $$pkg; \
 	  done; \
+	done
+
+# Retrains the built-in models from scratch, as the README describes (about
+# 30 minutes on 2 cores), and puts them into inference/builtin/.
+MODELS ?= bin/models
+CALIB  ?= synth://?w=640&h=360&seed=555&objects=10&distractors=4&texture=0.5&realtime=0
+models: build
+	./$(BIN) train --task detect --out $(MODELS)/detector --seed 1 --int8-frames 0
+	./$(BIN) models quantize $(MODELS)/detector --calib '$(CALIB)' --frames 60 --holdout 30
+	./$(BIN) train --task segment --out $(MODELS)/segmenter --seed 1
+	./$(BIN) train --task embed --out $(MODELS)/embedder --seed 1 --augment on
+	for m in detector segmenter embedder; do \
+	  rm -f inference/builtin/$$m/*; cp $(MODELS)/$$m/model.yaml $(MODELS)/$$m/*.onnx inference/builtin/$$m/; \
 	done
 
 clean:
