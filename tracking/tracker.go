@@ -68,7 +68,7 @@ type Options struct {
 	// StepInterval is the time step the Kalman filter's noise model was
 	// tuned for: Deep SORT's, one frame of a 30 fps video (1/30 s). Each
 	// Update predicts one step per StepInterval of stream time since the
-	// previous one (1 to MaxSteps), so a stream analysed at 5 fps, or one
+	// previous one (1 to 30), so a stream analysed at 5 fps, or one
 	// that drops frames, keeps a motion model that fits it. Negative
 	// predicts one step per Update whatever the time.
 	StepInterval time.Duration

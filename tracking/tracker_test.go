@@ -391,3 +391,17 @@ func TestTrackerMemoryFlat(t *testing.T) {
 	require.LessOrEqual(t, len(tr.tracks), 3*n, "ended tracks are deleted")
 	require.Less(t, after, before+512<<10, "memory stays flat")
 }
+
+// TestTrackerSteps: the Kalman filter takes one step per 1/30 s of stream
+// time, at least one and at most 30 per Update.
+func TestTrackerSteps(t *testing.T) {
+	tr := New(Options{})
+	require.Equal(t, 1, tr.steps(0), "the first frame")
+	require.Equal(t, 6, tr.steps(200*time.Millisecond), "5 fps")
+	require.Equal(t, 1, tr.steps(210*time.Millisecond), "never fewer than one")
+	require.Equal(t, 1, tr.steps(100*time.Millisecond), "time going back (a restarted source)")
+	require.Equal(t, 30, tr.steps(time.Hour), "a long gap is capped")
+	fixed := New(Options{StepInterval: -1})
+	fixed.steps(0)
+	require.Equal(t, 1, fixed.steps(time.Second), "negative: one step per Update")
+}
