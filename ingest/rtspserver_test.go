@@ -236,6 +236,11 @@ func (s *rtspTestServer) start() error {
 		UDPRTPAddress:  fmt.Sprintf("127.0.0.1:%d", s.udpPort),
 		UDPRTCPAddress: fmt.Sprintf("127.0.0.1:%d", s.udpPort+1),
 		AuthMethods:    []auth.VerifyMethod{auth.VerifyMethodDigestMD5},
+		// Room for bursts: the clip plays at up to 4x real time, and a
+		// client slowed by a busy machine (or -race) must not lose packets
+		// in the server's queue, which the tests would count as the
+		// client's fault.
+		WriteQueueSize: 8192,
 	}
 	if s.tcpOnly {
 		s.srv.UDPRTPAddress, s.srv.UDPRTCPAddress = "", ""
