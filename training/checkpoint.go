@@ -3,8 +3,11 @@ package training
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+
+	G "gorgonia.org/gorgonia"
 
 	"github.com/vigil-video/vigil/training/models"
 )
@@ -71,4 +74,20 @@ func loadJSON(dir, name string, v any) error {
 		return fmt.Errorf("loading %s from %s: %w", name, dir, err)
 	}
 	return nil
+}
+
+// trainStep runs one training step: the forward and backward pass at learning
+// rate lr, a check that the loss is finite, and the solver's update. It
+// returns the loss.
+func trainStep(vm G.VM, cost *G.Node, solver G.Solver, params G.Nodes, lr float64) (float64, error) {
+	G.WithLearnRate(lr)(solver)
+	defer vm.Reset()
+	if err := vm.RunAll(); err != nil {
+		return 0, err
+	}
+	v := float64(cost.Value().Data().(float32))
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("loss is %v (lower the learning rate)", v)
+	}
+	return v, solver.Step(G.NodesToValueGrads(params))
 }

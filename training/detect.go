@@ -2,13 +2,10 @@ package training
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"time"
 
 	G "gorgonia.org/gorgonia"
@@ -235,18 +232,10 @@ func TrainDetector(ctx context.Context, opts DetectOptions, train, val dataset.S
 		}
 		loss.SetTargets(m.MakeTargets(objs))
 		lr := opts.Schedule.Rate(opts.LR, step, opts.Steps)
-		G.WithLearnRate(lr)(solver)
-		if err := vm.RunAll(); err != nil {
+		v, err := trainStep(vm, cost, solver, gr.Params, lr)
+		if err != nil {
 			return nil, fmt.Errorf("training step %d: %w", step, err)
 		}
-		v := float64(cost.Value().Data().(float32))
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, fmt.Errorf("training step %d: loss is %v (lower the learning rate)", step, v)
-		}
-		if err := solver.Step(G.NodesToValueGrads(gr.Params)); err != nil {
-			return nil, fmt.Errorf("training step %d: %w", step, err)
-		}
-		vm.Reset()
 		res.Losses, res.LRs = append(res.Losses, v), append(res.LRs, lr)
 		res.Steps = step + 1
 		elapsed := time.Since(began)
@@ -334,51 +323,23 @@ func restore(ps models.Params, s [][]float32) {
 // saveCheckpoint writes a model's parameters to dir/checkpoint.bin and the
 // run's state st to dir/state.json, each atomically.
 func saveCheckpoint(dir string, ps models.Params, st any) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := saveParams(dir, "checkpoint.bin", ps); err != nil {
 		return fmt.Errorf("saving checkpoint: %w", err)
 	}
-	write := func(name string, fill func(f *os.File) error) error {
-		tmp, err := os.CreateTemp(dir, name+".tmp*")
-		if err != nil {
-			return fmt.Errorf("saving checkpoint: %w", err)
-		}
-		defer os.Remove(tmp.Name())
-		if err := fill(tmp); err != nil {
-			tmp.Close()
-			return fmt.Errorf("saving checkpoint %s: %w", name, err)
-		}
-		if err := tmp.Sync(); err != nil {
-			tmp.Close()
-			return fmt.Errorf("saving checkpoint %s: %w", name, err)
-		}
-		if err := tmp.Close(); err != nil {
-			return fmt.Errorf("saving checkpoint %s: %w", name, err)
-		}
-		return os.Rename(tmp.Name(), filepath.Join(dir, name))
+	if err := saveJSON(dir, "state.json", st); err != nil {
+		return fmt.Errorf("saving checkpoint: %w", err)
 	}
-	if err := write("checkpoint.bin", func(f *os.File) error { return ps.Save(f) }); err != nil {
-		return err
-	}
-	return write("state.json", func(f *os.File) error { return json.NewEncoder(f).Encode(st) })
+	return nil
 }
 
 // loadCheckpoint reads what saveCheckpoint wrote into ps and st (a
 // pointer).
 func loadCheckpoint(dir string, ps models.Params, st any) error {
-	b, err := os.ReadFile(filepath.Join(dir, "state.json"))
-	if err != nil {
+	if err := loadJSON(dir, "state.json", st); err != nil {
 		return fmt.Errorf("resuming: %w", err)
 	}
-	if err := json.Unmarshal(b, st); err != nil {
-		return fmt.Errorf("resuming: state.json: %w", err)
-	}
-	f, err := os.Open(filepath.Join(dir, "checkpoint.bin"))
-	if err != nil {
+	if err := loadParams(dir, "checkpoint.bin", ps); err != nil {
 		return fmt.Errorf("resuming: %w", err)
-	}
-	defer f.Close()
-	if err := ps.Load(f); err != nil {
-		return fmt.Errorf("resuming from %s: %w", dir, err)
 	}
 	return nil
 }

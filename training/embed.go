@@ -401,18 +401,10 @@ func TrainEmbedder(ctx context.Context, opts EmbedOptions, train, val dataset.So
 		})
 		loss.SetTargets(targets)
 		lr := opts.Schedule.Rate(opts.LR, step, opts.Steps)
-		G.WithLearnRate(lr)(solver)
-		if err := vm.RunAll(); err != nil {
+		v, err := trainStep(vm, cost, solver, gr.Params, lr)
+		if err != nil {
 			return nil, fmt.Errorf("training embedder step %d: %w", step, err)
 		}
-		v := float64(cost.Value().Data().(float32))
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, fmt.Errorf("training embedder step %d: loss is %v (lower the learning rate)", step, v)
-		}
-		if err := solver.Step(G.NodesToValueGrads(gr.Params)); err != nil {
-			return nil, fmt.Errorf("training embedder step %d: %w", step, err)
-		}
-		vm.Reset()
 		res.Losses, res.LRs = append(res.Losses, v), append(res.LRs, lr)
 		res.Steps = step + 1
 		elapsed := time.Since(began)
