@@ -16,8 +16,11 @@ func init() { Register("synth", openSynth) }
 // YUV420P frames; it has no compressed form, so it calls only Output.Frame.
 //
 // URL form: synth://?objects=6&w=1280&h=720&fps=15&seed=1&frames=0&realtime=1
+// &domain=day&distractors=0&texture=0&light=auto&noise=auto&jpeg=0&stamp=0
 // (every key optional, defaults as shown; see synth.Params). The host and path
-// are ignored, so synth://scene?… and synth:///?… work too.
+// are ignored, so synth://scene?… and synth:///?… work too. With stamp=1 each
+// frame carries its Arrival in Unix milliseconds in its top-left corner
+// (synth.Stamp), for a viewer that measures latency from the picture.
 //
 // Each Run starts the scene afresh, so frame N of a run (Seq N) is always the
 // same picture, and its ground truth is synth.Replay(s.Params(), N). The
@@ -90,6 +93,9 @@ func (s *SynthSource) Run(ctx context.Context, out Output) error {
 			}
 		}
 		f.Arrival = time.Now()
+		if s.params.Stamp {
+			synth.Stamp(f, f.Arrival.UnixMilli())
+		}
 		if err := out.Frame(f); err != nil {
 			return err
 		}

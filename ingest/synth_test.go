@@ -26,6 +26,8 @@ type synthFrame struct {
 	width, height int
 	format        frame.PixelFormat
 	luma          []byte
+	stamp         int64 // synth.ReadStamp of the picture
+	stamped       bool
 }
 
 // synthOutput collects frames. It hands each frame to a second goroutine
@@ -69,6 +71,8 @@ func (o *synthOutput) Frame(f *frame.Frame) error {
 		width: f.Width, height: f.Height, format: f.Format,
 		luma: append([]byte(nil), f.Planes[0]...),
 	})
+	fr := &o.frames[len(o.frames)-1]
+	fr.stamp, fr.stamped = synth.ReadStamp(f)
 	n := len(o.frames)
 	o.mu.Unlock()
 	o.release <- f
@@ -205,6 +209,37 @@ func TestSynthOutputError(t *testing.T) {
 	require.ErrorIs(t, src.Run(t.Context(), out), stop)
 	out.close()
 	require.Len(t, out.got(), 5)
+}
+
+func TestSynthStamp(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	run := func(url string) []synthFrame {
+		src, err := ingest.Open("cam", url, ingest.Options{})
+		require.NoError(t, err)
+		out := newSynthOutput()
+		require.ErrorIs(t, src.Run(t.Context(), out), io.EOF)
+		out.close()
+		return out.got()
+	}
+	// Realtime at 40 fps, so that consecutive frames carry distinct ms.
+	stamped := run("synth://?w=384&h=64&fps=40&frames=6&stamp=1")
+	plain := run("synth://?w=384&h=64&fps=40&frames=6")
+	require.Len(t, stamped, 6)
+	for i, f := range stamped {
+		require.True(t, f.stamped, "frame %d has no stamp", i)
+		require.Equal(t, f.arrival.UnixMilli(), f.stamp, "frame %d", i)
+		if i > 0 {
+			require.Greater(t, f.stamp, stamped[i-1].stamp)
+		}
+		require.False(t, plain[i].stamped, "stamp=0 draws no stamp")
+		// Below the stamp, the picture is the scene's.
+		row := synth.StampHeight * 384
+		require.Equal(t, plain[i].luma[row:], f.luma[row:])
+		require.NotEqual(t, plain[i].luma[:row], f.luma[:row])
+	}
+
+	_, err := ingest.Open("cam", "synth://?w=320&h=240&stamp=1", ingest.Options{})
+	require.ErrorContains(t, err, "synth: stamp: needs a picture of at least 384x32, not 320x240")
 }
 
 func TestSynthOpenErrors(t *testing.T) {

@@ -85,6 +85,13 @@ type Params struct {
 	// decoder at that quality, for compression artefacts (blocks, ringing,
 	// smeared chroma); 0 (the default) leaves it alone. URL key: jpeg.
 	JPEG int
+	// Stamp makes a source draw each frame's capture time (its Arrival in
+	// Unix milliseconds) into the top-left StampWidth x StampHeight pixels,
+	// for a viewer that measures latency from the picture (see Stamp). It
+	// needs a picture at least that large. Scene.Render never draws it, and
+	// the truth ignores it: objects under the stamp keep their boxes. It
+	// defaults to false. URL key: stamp.
+	Stamp bool
 }
 
 // DefaultParams returns the parameters of synth:// with an empty query.
@@ -95,7 +102,7 @@ func DefaultParams() Params {
 
 // paramKeys are the URL keys, in the order error messages list them.
 var paramKeys = []string{"objects", "w", "h", "fps", "seed", "frames", "realtime",
-	"domain", "distractors", "texture", "light", "noise", "jpeg"}
+	"domain", "distractors", "texture", "light", "noise", "jpeg", "stamp"}
 
 // ParseParams reads a synth:// URL query. Missing keys take their defaults;
 // unknown keys and bad values are errors that name the key. light and noise
@@ -141,6 +148,8 @@ func ParseParams(q url.Values) (Params, error) {
 			p.Noise, err = parseAuto(v)
 		case "jpeg":
 			p.JPEG, err = strconv.Atoi(v)
+		case "stamp":
+			p.Stamp, err = strconv.ParseBool(v)
 		default:
 			return Params{}, fmt.Errorf("synth: unknown parameter %q (have %s)", k, joinKeys())
 		}
@@ -185,7 +194,7 @@ func kindOf(key string) string {
 		return "number or auto"
 	case "seed":
 		return "unsigned integer"
-	case "realtime":
+	case "realtime", "stamp":
 		return "boolean"
 	default:
 		return "integer"
@@ -217,6 +226,9 @@ func (p Params) Validate() error {
 		return fmt.Errorf("synth: noise: must be between 0 and %d, or auto", maxNoise)
 	case p.JPEG < 0 || p.JPEG > 100:
 		return fmt.Errorf("synth: jpeg: must be 0 (off) or a quality of 1 to 100")
+	case p.Stamp && (p.Width < StampWidth || p.Height < StampHeight):
+		return fmt.Errorf("synth: stamp: needs a picture of at least %dx%d, not %dx%d",
+			StampWidth, StampHeight, p.Width, p.Height)
 	}
 	return nil
 }
@@ -236,6 +248,7 @@ func (p Params) Values() url.Values {
 		"distractors": {strconv.Itoa(p.Distractors)},
 		"texture":     {strconv.FormatFloat(p.Texture, 'g', -1, 64)},
 		"jpeg":        {strconv.Itoa(p.JPEG)},
+		"stamp":       {strconv.FormatBool(p.Stamp)},
 	}
 	if p.Light != Auto {
 		q["light"] = []string{strconv.FormatFloat(p.Light, 'g', -1, 64)}

@@ -23,10 +23,10 @@ func TestParseParams(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", url: "synth://", want: def},
-		{name: "all", url: "synth://?objects=3&w=320&h=240&fps=29.97&seed=42&frames=100&realtime=0" +
-			"&domain=night&distractors=5&texture=0.5&light=0.2&noise=3.5&jpeg=40",
-			want: synth.Params{Objects: 3, Width: 320, Height: 240, FPS: 29.97, Seed: 42, Frames: 100,
-				Domain: synth.Night, Distractors: 5, Texture: 0.5, Light: 0.2, Noise: 3.5, JPEG: 40}},
+		{name: "all", url: "synth://?objects=3&w=384&h=240&fps=29.97&seed=42&frames=100&realtime=0" +
+			"&domain=night&distractors=5&texture=0.5&light=0.2&noise=3.5&jpeg=40&stamp=1",
+			want: synth.Params{Objects: 3, Width: 384, Height: 240, FPS: 29.97, Seed: 42, Frames: 100,
+				Domain: synth.Night, Distractors: 5, Texture: 0.5, Light: 0.2, Noise: 3.5, JPEG: 40, Stamp: true}},
 		{name: "night", url: "synth://?domain=night", want: with(func(p *synth.Params) { p.Domain = synth.Night })},
 		{name: "day", url: "synth://?domain=day", want: def},
 		{name: "auto", url: "synth://?light=auto&noise=auto", want: def},
@@ -56,6 +56,17 @@ func TestParseParams(t *testing.T) {
 		{name: "path ignored", url: "synth:///?w=640&h=360", want: with(func(p *synth.Params) { p.Width, p.Height = 640, 360 })},
 		{name: "no objects", url: "synth://?objects=0", want: with(func(p *synth.Params) { p.Objects = 0 })},
 		{name: "realtime true", url: "synth://?realtime=true", want: def},
+		{name: "stamp", url: "synth://?stamp=1", want: with(func(p *synth.Params) { p.Stamp = true })},
+		{name: "stamp off", url: "synth://?stamp=false", want: def},
+		{name: "stamp smallest", url: "synth://?stamp=true&w=384&h=32",
+			want: with(func(p *synth.Params) { p.Stamp, p.Width, p.Height = true, 384, 32 })},
+		{name: "no stamp small", url: "synth://?stamp=0&w=320&h=16",
+			want: with(func(p *synth.Params) { p.Width, p.Height = 320, 16 })},
+		{name: "stamp too narrow", url: "synth://?stamp=1&w=320&h=240",
+			wantErr: "synth: stamp: needs a picture of at least 384x32, not 320x240"},
+		{name: "stamp too low", url: "synth://?stamp=1&w=640&h=16",
+			wantErr: "synth: stamp: needs a picture of at least 384x32, not 640x16"},
+		{name: "bad stamp", url: "synth://?stamp=yes", wantErr: `synth: stamp: "yes" is not a valid boolean`},
 		{name: "odd width", url: "synth://?w=641", wantErr: "synth: w: must be an even number between 16 and 7680"},
 		{name: "tiny width", url: "synth://?w=8", wantErr: "synth: w: must be an even number between 16 and 7680"},
 		{name: "huge height", url: "synth://?h=5000", wantErr: "synth: h: must be an even number between 16 and 4320"},
@@ -69,7 +80,7 @@ func TestParseParams(t *testing.T) {
 		{name: "negative frames", url: "synth://?frames=-1", wantErr: "synth: frames: must be 0 (endless) or more"},
 		{name: "bad realtime", url: "synth://?realtime=maybe", wantErr: `synth: realtime: "maybe" is not a valid boolean`},
 		{name: "repeated key", url: "synth://?w=320&w=640", wantErr: "synth: w: given 2 times"},
-		{name: "unknown key", url: "synth://?colour=red", wantErr: `synth: unknown parameter "colour" (have objects, w, h, fps, seed, frames, realtime, domain, distractors, texture, light, noise, jpeg)`},
+		{name: "unknown key", url: "synth://?colour=red", wantErr: `synth: unknown parameter "colour" (have objects, w, h, fps, seed, frames, realtime, domain, distractors, texture, light, noise, jpeg, stamp)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u, err := url.Parse(tc.url)
@@ -102,7 +113,7 @@ func TestValidate(t *testing.T) {
 // that survive a round trip through Values.
 func FuzzParseParams(f *testing.F) {
 	for _, q := range []string{"", "objects=3&w=320&h=240", "domain=night&noise=auto&light=0.5",
-		"distractors=64&texture=1&jpeg=100", "fps=NaN", "light=-1", "w=7680&h=4320", "seed=18446744073709551615"} {
+		"distractors=64&texture=1&jpeg=100", "stamp=1&w=384&h=32", "stamp=1&w=16", "fps=NaN", "light=-1", "w=7680&h=4320", "seed=18446744073709551615"} {
 		f.Add(q)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
