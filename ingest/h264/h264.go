@@ -155,3 +155,70 @@ func AnnexBToAVCC(dst, b []byte) []byte {
 	}
 	return dst
 }
+
+// DecoderConfig is what an AVCDecoderConfigurationRecord (MP4's avcC box,
+// ISO/IEC 14496-15 5.3.3.1) says: the parameter sets and the size of the
+// samples' length prefixes.
+type DecoderConfig struct {
+	// ProfileIDC, ConstraintFlags and LevelIDC repeat the first SPS's
+	// profile_idc, constraint_set flags and level_idc.
+	ProfileIDC, ConstraintFlags, LevelIDC uint8
+	// LengthSize is the size of each NAL unit's length prefix, 1 to 4.
+	LengthSize int
+	// SPS and PPS are the parameter sets; they alias the parsed record.
+	SPS, PPS [][]byte
+}
+
+// ParseDecoderConfig parses an avcC record. Annex-B extradata (what RTP
+// sources give) is not one: IsAVCC tells them apart.
+func ParseDecoderConfig(b []byte) (DecoderConfig, error) {
+	var c DecoderConfig
+	if len(b) < 7 {
+		return c, fmt.Errorf("parsing avcC: %d bytes, want at least 7: %w", len(b), ErrTruncated)
+	}
+	if b[0] != 1 {
+		return c, fmt.Errorf("parsing avcC: configurationVersion %d, want 1", b[0])
+	}
+	c.ProfileIDC, c.ConstraintFlags, c.LevelIDC = b[1], b[2], b[3]
+	c.LengthSize = int(b[4]&3) + 1
+	rest := b[5:]
+	readSets := func(what string) ([][]byte, error) {
+		if len(rest) < 1 {
+			return nil, fmt.Errorf("parsing avcC: no %s count: %w", what, ErrTruncated)
+		}
+		count := int(rest[0])
+		if what == "SPS" {
+			count &= 0x1f
+		}
+		rest = rest[1:]
+		var sets [][]byte
+		for i := range count {
+			if len(rest) < 2 {
+				return nil, fmt.Errorf("parsing avcC: %s %d of %d: %w", what, i+1, count, ErrTruncated)
+			}
+			n := int(binary.BigEndian.Uint16(rest))
+			if len(rest)-2 < n {
+				return nil, fmt.Errorf("parsing avcC: %s %d of %d is %d bytes with %d left: %w", what, i+1, count, n, len(rest)-2, ErrTruncated)
+			}
+			if n > 0 {
+				sets = append(sets, rest[2:2+n])
+			}
+			rest = rest[2+n:]
+		}
+		return sets, nil
+	}
+	var err error
+	if c.SPS, err = readSets("SPS"); err != nil {
+		return c, err
+	}
+	if c.PPS, err = readSets("PPS"); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// IsAVCC reports whether extradata is an avcC record rather than Annex-B
+// parameter sets (which start with a start code).
+func IsAVCC(extradata []byte) bool {
+	return len(extradata) >= 7 && extradata[0] == 1
+}

@@ -104,3 +104,43 @@ func FuzzSplitAVCC(f *testing.F) {
 		}
 	})
 }
+
+func TestParseDecoderConfig(t *testing.T) {
+	sps := []byte{0x67, 0x42, 0xc0, 0x1f, 0xda}
+	pps := []byte{0x68, 0xce, 0x3c, 0x80}
+	rec := []byte{1, 0x42, 0xc0, 0x1f, 0xff, 0xe1, 0, byte(len(sps))}
+	rec = append(rec, sps...)
+	rec = append(rec, 1, 0, byte(len(pps)))
+	rec = append(rec, pps...)
+	require.True(t, IsAVCC(rec))
+	c, err := ParseDecoderConfig(rec)
+	require.NoError(t, err)
+	require.Equal(t, 4, c.LengthSize)
+	require.Equal(t, uint8(0x42), c.ProfileIDC)
+	require.Equal(t, [][]byte{sps}, c.SPS)
+	require.Equal(t, [][]byte{pps}, c.PPS)
+
+	require.False(t, IsAVCC(AppendAnnexB(nil, sps, pps)))
+	for n := range len(rec) {
+		_, err := ParseDecoderConfig(rec[:n])
+		require.Error(t, err, "truncated to %d bytes", n)
+	}
+}
+
+func FuzzParseDecoderConfig(f *testing.F) {
+	f.Add([]byte{1, 0x42, 0xc0, 0x1f, 0xff, 0xe1, 0, 2, 0x67, 0x42, 1, 0, 1, 0x68})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseDecoderConfig(b)
+		if err != nil {
+			return
+		}
+		if c.LengthSize < 1 || c.LengthSize > 4 {
+			t.Fatalf("length size %d", c.LengthSize)
+		}
+		for _, s := range append(c.SPS, c.PPS...) {
+			if len(s) == 0 {
+				t.Fatal("empty parameter set")
+			}
+		}
+	})
+}
