@@ -30,6 +30,10 @@ type Config struct {
 	// Listen is the host:port of the HTTP server (API, metrics, viewer).
 	// It defaults to "127.0.0.1:8080".
 	Listen string `yaml:"listen" json:"listen"`
+	// API guards the HTTP API and the viewer's WHEP endpoint.
+	API API `yaml:"api" json:"api"`
+	// Viewer configures the live overlay viewer (WebRTC playback).
+	Viewer Viewer `yaml:"viewer" json:"viewer"`
 	// ShutdownTimeout bounds the drain on shutdown: intake stops, queued
 	// frames and sinks get this long to finish, then work is cancelled.
 	// It defaults to 10s.
@@ -52,6 +56,34 @@ type Config struct {
 	// HardFrames configures the hard-frame miner that feeds retraining.
 	HardFrames HardFrames `yaml:"hard_frames" json:"hard_frames"`
 }
+
+// API guards /api/ and /whep/. The page, /metrics and the health checks
+// stay open.
+type API struct {
+	// Token is the Bearer token clients must present. Empty (the default)
+	// serves only clients on the loopback interface. The VIGIL_API_TOKEN
+	// environment variable, when set, overrides it.
+	Token string `yaml:"token" json:"-"`
+}
+
+// Viewer configures the live overlay viewer: browsers play streams over
+// WebRTC (WHEP at /whep/{stream}) with the analysis drawn on top.
+type Viewer struct {
+	// Enabled turns the viewer on. It defaults to true.
+	Enabled *bool `yaml:"enabled" json:"enabled"`
+	// MaxViewers bounds the viewers of one stream. It defaults to 16.
+	MaxViewers int `yaml:"max_viewers" json:"max_viewers"`
+	// BitrateKbps is the target of the encoder that streams without H.264
+	// (generated scenes, H.265 cameras) go through; 0 (the default) picks
+	// about 0.1 bit per pixel. H.264 streams are forwarded untouched.
+	BitrateKbps int `yaml:"bitrate_kbps" json:"bitrate_kbps"`
+	// KeyInterval is that encoder's time between key frames, which is how
+	// long a new viewer may wait for the picture. It defaults to 2s.
+	KeyInterval Duration `yaml:"key_interval" json:"key_interval"`
+}
+
+// IsEnabled reports whether the viewer is on.
+func (v Viewer) IsEnabled() bool { return v.Enabled == nil || *v.Enabled }
 
 // Log configures logging.
 type Log struct {
@@ -386,6 +418,11 @@ func Load(path string) (*Config, error) {
 func (c *Config) ApplyDefaults() {
 	setDefault(&c.Listen, "127.0.0.1:8080")
 	setDefault(&c.ShutdownTimeout, Duration(10*time.Second))
+	if c.Viewer.Enabled == nil {
+		c.Viewer.Enabled = ptr(true)
+	}
+	setDefault(&c.Viewer.MaxViewers, 16)
+	setDefault(&c.Viewer.KeyInterval, Duration(2*time.Second))
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.Log.Format, "text")
 	setDefault(&c.Runtime.Device, "cpu")

@@ -29,6 +29,7 @@ func TestParseEmptyGivesDefaults(t *testing.T) {
 		Log:             Log{Level: "info", Format: "text"},
 		Runtime:         Runtime{Device: "cpu", GraphOptimization: "all"},
 		Batching:        Batching{MaxBatch: 8},
+		Viewer:          Viewer{Enabled: ptr(true), MaxViewers: 16, KeyInterval: Duration(2 * time.Second)},
 		Tracker: Tracker{
 			Enabled: ptr(true), Mode: "deepsort", Appearance: "gallery", EMAAlpha: 0.9, MaxAge: 30, NInit: 3, MaxIoUDistance: 0.7,
 			MaxCosineDistance: 0.2, NNBudget: 100, LowScoreThreshold: 0.1,
@@ -218,6 +219,10 @@ streams:
 		{"hard_frames", `hard_frames: {enabled: true, dir: "", max_mb: 0, miners: []}`, []string{
 			"hard_frames.dir: required when hard_frames.enabled is true", "hard_frames.max_mb: must be >= 1, got 0",
 			"hard_frames.miners: required when hard_frames.enabled is true"}},
+		{"viewer", `viewer: {max_viewers: 0, bitrate_kbps: -1, key_interval: 10ms}`, []string{
+			"viewer.max_viewers: must be >= 1, got 0", "viewer.bitrate_kbps: must be in [0, 100000], got -1",
+			"viewer.key_interval: must be in [100ms, 1m], got 10ms"}},
+		{"api.token", `api: {token: "short secret"}`, []string{"api.token: must be at least 16 characters without white space"}},
 		{"hard_frames miners", `hard_frames: {miners: [band, blur, band]}`, []string{
 			`hard_frames.miners[1]: must be band, flicker, track_gap, quant_disagreement or random, got "blur"`,
 			`hard_frames.miners[2]: duplicate of hard_frames.miners[0] "band"`}},

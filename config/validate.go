@@ -170,6 +170,18 @@ func (c *Config) Validate() error {
 		p.addf("sinks.kafka.buffer_mb", "must be >= 1, got %d", k.BufferMB)
 	}
 
+	if v := c.Viewer; v.MaxViewers < 1 {
+		p.addf("viewer.max_viewers", "must be >= 1, got %d", v.MaxViewers)
+	}
+	if v := c.Viewer; v.BitrateKbps < 0 || v.BitrateKbps > 100_000 {
+		p.addf("viewer.bitrate_kbps", "must be in [0, 100000], got %d", v.BitrateKbps)
+	}
+	if v := c.Viewer; v.KeyInterval < Duration(100*time.Millisecond) || v.KeyInterval > Duration(time.Minute) {
+		p.addf("viewer.key_interval", "must be in [100ms, 1m], got %s", time.Duration(v.KeyInterval))
+	}
+	if t := c.API.Token; t != "" && (len(t) < 16 || strings.ContainsAny(t, " \t\r\n")) {
+		p.add("api.token", "must be at least 16 characters without white space")
+	}
 	h := c.HardFrames
 	if h.Enabled && h.Dir == "" {
 		p.add("hard_frames.dir", "required when hard_frames.enabled is true")

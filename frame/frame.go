@@ -280,6 +280,9 @@ type Result struct {
 	Tracks       []Track
 	// Events are the track events of this frame.
 	Events []TrackEvent
+	// Analysis is the wall time the models took for this frame, waiting
+	// in their batchers included.
+	Analysis time.Duration
 	// EndOfStream marks the result a stream publishes when it ends for
 	// good: no detections, Seq and PTS of its last analysed frame, and the
 	// ended events of the tracks still open.

@@ -59,6 +59,19 @@ type Options struct {
 	// MaxFrames ends each stream after this many analysed frames; 0 means no
 	// limit.
 	MaxFrames uint64
+	// Tap, when set, sees every stream's media before analysis: the live
+	// viewer forwards it to browsers.
+	Tap MediaTap
+}
+
+// MediaTap receives a copy of each stream's media. Its methods are called
+// on the stream's hot path and must not block: Params and Packet from the
+// source's goroutine (p.Data is only valid during the call), Frame from the
+// decoder's for every decoded or generated frame (Retain it to keep it).
+type MediaTap interface {
+	Params(stream string, p frame.CodecParams)
+	Packet(stream string, p *frame.Packet)
+	Frame(stream string, f *frame.Frame)
 }
 
 // ErrStreamExists and ErrStreamNotFound are returned by Add and Remove.
@@ -116,6 +129,17 @@ func New(opts Options) (*Pipeline, error) {
 	p.metrics = newMetrics(opts.Registerer, p)
 	p.fan = newFanout(opts.Sinks, opts.Offline, p.metrics, p.log)
 	return p, nil
+}
+
+// StreamConfig returns the configuration of the stream with the given ID.
+func (p *Pipeline) StreamConfig(id string) (config.Stream, bool) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	s, ok := p.streams[id]
+	if !ok {
+		return config.Stream{}, false
+	}
+	return s.cfg, true
 }
 
 // Ready reports whether Run is serving streams.

@@ -269,6 +269,9 @@ func (o *streamOutput) send(u unit) error {
 // Params implements ingest.Output.
 func (o *streamOutput) Params(p frame.CodecParams) error {
 	p.Extradata = append([]byte(nil), p.Extradata...)
+	if tap := o.s.p.opts.Tap; tap != nil {
+		tap.Params(o.s.cfg.ID, p)
+	}
 	return o.send(unit{params: &p})
 }
 
@@ -279,6 +282,9 @@ func (o *streamOutput) Packet(p *frame.Packet) error {
 	st := &o.s.stats
 	st.packets.Add(1)
 	st.bytes.Add(uint64(len(p.Data)))
+	if tap := o.s.p.opts.Tap; tap != nil {
+		tap.Packet(o.s.cfg.ID, p)
+	}
 	var cp *frame.Packet
 	select {
 	case cp = <-o.free:
@@ -366,6 +372,9 @@ func (s *stream) decodeLoop(ctx context.Context, units <-chan unit, free chan *f
 		f.Seq = seq
 		seq++
 		s.stats.frames.Add(1)
+		if tap := s.p.opts.Tap; tap != nil {
+			tap.Frame(s.cfg.ID, f)
+		}
 		if !f.Arrival.IsZero() {
 			s.p.metrics.latency.WithLabelValues(stageDecode).Observe(time.Since(f.Arrival).Seconds())
 		}
@@ -468,7 +477,9 @@ func (s *stream) analyzeLoop(ctx context.Context, slot *frameQueue) error {
 			StreamID: f.StreamID, Seq: f.Seq, PTS: f.PTS, Captured: f.Arrival,
 			Width: f.Width, Height: f.Height,
 		}
+		start := time.Now()
 		err := s.p.analyze(ctx, s.cfg.Models, f, res)
+		res.Analysis = time.Since(start)
 		f.Release()
 		if err != nil {
 			return fmt.Errorf("analyzing frame %d of %s: %w", res.Seq, s.cfg.ID, err)

@@ -81,7 +81,7 @@ func TestLiveQueueOverflowSkipsToKeyFrame(t *testing.T) {
 }
 
 func TestOutputCopiesPacketData(t *testing.T) {
-	s := &stream{cfg: config.Stream{ID: "s"}}
+	s := &stream{cfg: config.Stream{ID: "s"}, p: &Pipeline{}}
 	units := make(chan unit, 2)
 	out := &streamOutput{s: s, units: units, free: make(chan *frame.Packet, 2), live: true}
 	buf := []byte{1, 2, 3}

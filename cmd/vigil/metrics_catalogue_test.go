@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -23,6 +24,7 @@ import (
 	"github.com/vigil-video/vigil/pipeline"
 	"github.com/vigil-video/vigil/sinks/jsonl"
 	kafkasink "github.com/vigil-video/vigil/sinks/kafka"
+	"github.com/vigil-video/vigil/sinks/viewer"
 	"github.com/vigil-video/vigil/tracking"
 )
 
@@ -122,7 +124,7 @@ func (d *describingRegisterer) described(t *testing.T) map[string][]string {
 // TestMetricsCatalogue builds what `vigil serve` registers metrics for —
 // the Go and process collectors, an inference engine with a model, a
 // pipeline with a synthetic stream and a tracker, the JSONL sink and the
-// Kafka sink on an in-process broker — runs a few frames through it, and
+// Kafka sink on an in-process broker, the viewer and the API guard — runs a few frames through it, and
 // checks the registry against the README's table: every vigil_* metric is
 // listed with its type and labels, every row names a registered metric,
 // and the gathered metrics pass promlint.
@@ -157,6 +159,9 @@ func TestMetricsCatalogue(t *testing.T) {
 		t.Log("no shared data: the inference metrics are only described, not gathered")
 	}
 
+	hub := viewer.New(viewer.Options{Registerer: rec, Logger: quiet})
+	_ = pipeline.Guard("", rec, http.NotFoundHandler())
+
 	stream := config.Stream{ID: "synth", URL: "synth://?objects=4&w=320&h=240&fps=10&frames=6&realtime=0", Models: models}
 	stream.ApplyDefaults()
 	p, err := pipeline.New(pipeline.Options{
@@ -164,7 +169,8 @@ func TestMetricsCatalogue(t *testing.T) {
 		Models:     models,
 		Analyzer:   eng,
 		Tracker:    &trackerCfg,
-		Sinks:      []pipeline.NamedSink{{Name: "jsonl", Sink: lines}, {Name: "kafka", Sink: kafka}},
+		Sinks:      []pipeline.NamedSink{{Name: "jsonl", Sink: lines}, {Name: "kafka", Sink: kafka}, {Name: "viewer", Sink: hub}},
+		Tap:        hub,
 		Registerer: rec,
 		Logger:     quiet,
 		Offline:    true,

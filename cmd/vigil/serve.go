@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"reflect"
 	"strings"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/vigil-video/vigil/pipeline"
 	"github.com/vigil-video/vigil/sinks/jsonl"
 	kafkasink "github.com/vigil-video/vigil/sinks/kafka"
+	"github.com/vigil-video/vigil/sinks/viewer"
 	"github.com/vigil-video/vigil/tracking"
 	"github.com/vigil-video/vigil/web"
 )
@@ -116,6 +118,27 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(cfg.Models) > 0 {
 		analyzer = eng
 	}
+	var p *pipeline.Pipeline
+	var tap pipeline.MediaTap
+	var hub *viewer.Hub
+	if cfg.Viewer.IsEnabled() {
+		hub = viewer.New(viewer.Options{
+			Logger: log, Registerer: reg,
+			MaxViewers:  cfg.Viewer.MaxViewers,
+			Bitrate:     cfg.Viewer.BitrateKbps * 1000,
+			KeyInterval: time.Duration(cfg.Viewer.KeyInterval),
+			Describe: func(id string) (viewer.StreamInfo, bool) {
+				sc, ok := p.StreamConfig(id)
+				if !ok {
+					return viewer.StreamInfo{}, false
+				}
+				return describeStream(eng, sc), true
+			},
+			RequestKeyFrame: whip.Default.RequestKeyFrame,
+		})
+		sinkList = append(sinkList, pipeline.NamedSink{Name: "viewer", Sink: hub})
+		tap = hub
+	}
 	p, err := pipeline.New(pipeline.Options{
 		Streams:         cfg.Streams,
 		Models:          modelNames,
@@ -125,8 +148,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Registerer:      reg,
 		Logger:          log,
 		ShutdownTimeout: time.Duration(cfg.ShutdownTimeout),
+		Tap:             tap,
 	})
 	if err != nil {
+		if hub != nil {
+			_ = hub.Close(ctx)
+		}
 		return err
 	}
 
@@ -135,16 +162,26 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
 	base := "http://" + displayAddr(ln.Addr().String())
-	fmt.Fprintf(stdout, "vigil serving\n  page:    %s/\n  api:     %s/api/streams\n  models:  %s/api/models\n  metrics: %s/metrics\n  whip:    %s/whip/{stream}\n", base, base, base, base, base)
+	fmt.Fprintf(stdout, "vigil serving\n  page:    %s/\n  api:     %s/api/streams\n  models:  %s/api/models\n  metrics: %s/metrics\n  whip:    %s/whip/{stream}\n  whep:    %s/whep/{stream}\n", base, base, base, base, base, base)
+	token := cfg.API.Token
+	if env := os.Getenv("VIGIL_API_TOKEN"); env != "" {
+		token = env
+	}
+	if token == "" && !isLoopbackListen(ln.Addr()) {
+		log.Warn("api.token is unset: the API and the viewer answer loopback clients only", "listen", cfg.Listen)
+	}
 
 	// WHIP publishers POST to /whip/{stream} of whip:// streams.
 	whip.Default.SetLogger(log)
 	fallback := http.NewServeMux()
 	fallback.Handle("/whip/", whip.Default)
 	fallback.Handle("/api/models", eng)
+	if hub != nil {
+		fallback.Handle("/whep/", hub)
+	}
 	fallback.Handle("/", web.Handler())
 	srv := &http.Server{
-		Handler:           pipeline.Handler(p, reg, fallback),
+		Handler:           pipeline.Guard(token, reg, pipeline.Handler(p, reg, fallback)),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	g, gctx := errgroup.WithContext(ctx)
@@ -226,6 +263,29 @@ func reload(ctx context.Context, log *slog.Logger, p *pipeline.Pipeline, eng *in
 	if !reflect.DeepEqual(a, b) {
 		log.Warn("config changes outside streams take effect after a restart")
 	}
+}
+
+// describeStream tells the viewer's page about a stream's models.
+func describeStream(eng *inference.Engine, sc config.Stream) viewer.StreamInfo {
+	info := viewer.StreamInfo{InferFPS: sc.InferFPS}
+	for _, name := range sc.Models {
+		m, ok := eng.Model(name)
+		if !ok {
+			continue
+		}
+		b := m.Bundle()
+		info.Models = append(info.Models, viewer.ModelInfo{
+			Name: name, Task: string(b.Task), Labels: b.Labels, Keypoints: b.Keypoints, Skeleton: b.Skeleton,
+		})
+	}
+	return info
+}
+
+// isLoopbackListen reports whether the server listens on a loopback
+// address only.
+func isLoopbackListen(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
 
 // defaultDevBroker is where --dev-broker without a value listens.
