@@ -62,6 +62,18 @@ type Options struct {
 	// Tap, when set, sees every stream's media before analysis: the live
 	// viewer forwards it to browsers.
 	Tap MediaTap
+	// Observers see every analysed frame with its result: the hard-frame
+	// miner keeps the pixels of frames it may store.
+	Observers []FrameObserver
+}
+
+// FrameObserver sees each analysed frame with its finished result (after
+// tracking), before the frame goes back to its pool. ObserveFrame is called
+// on the stream's analyze goroutine and must not block; it must not modify
+// r or f, and to keep f past the call it must Retain it (and Release it
+// later). The result is also published to the sinks, which may hold it.
+type FrameObserver interface {
+	ObserveFrame(r *frame.Result, f *frame.Frame)
 }
 
 // MediaTap receives a copy of each stream's media. Its methods are called

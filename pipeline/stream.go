@@ -480,13 +480,17 @@ func (s *stream) analyzeLoop(ctx context.Context, slot *frameQueue) error {
 		start := time.Now()
 		err := s.p.analyze(ctx, s.cfg.Models, f, res)
 		res.Analysis = time.Since(start)
-		f.Release()
 		if err != nil {
+			f.Release()
 			return fmt.Errorf("analyzing frame %d of %s: %w", res.Seq, s.cfg.ID, err)
 		}
 		if s.tracker != nil {
 			s.track(res)
 		}
+		for _, o := range s.p.opts.Observers {
+			o.ObserveFrame(res, f)
+		}
+		f.Release()
 		if !res.Captured.IsZero() {
 			s.p.metrics.latency.WithLabelValues(stageAnalyze).Observe(time.Since(res.Captured).Seconds())
 		}
