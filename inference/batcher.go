@@ -17,6 +17,23 @@ import (
 // ErrModelClosed is returned for requests to a model that was closed.
 var ErrModelClosed = errors.New("model closed")
 
+// ErrInvalidOutput is returned when a model's outputs hold NaN or
+// infinite values: its weights are broken, and the engine rolls back to
+// the version it replaced.
+var ErrInvalidOutput = errors.New("invalid model output")
+
+// nonFinite counts the NaN and infinite values of x.
+func nonFinite(x []float32) int {
+	n := 0
+	for _, v := range x {
+		// v-v is NaN for NaN and ±Inf, 0 otherwise.
+		if v-v != 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // Infer runs the model on frame f and returns its detections in source
 // pixels. It blocks until the result is ready; ctx only bounds the wait
 // for a place in the queue, since the batcher may be reading f.
@@ -381,6 +398,10 @@ func (m *Model) process(batch []*request) {
 	m.m.duration.WithLabelValues(stageRun).Observe(decoded.Sub(ran).Seconds())
 	for j, o := range rn.Outputs() {
 		m.outs[j] = decoders.Tensor{Name: o.Name, Shape: o.Shape, Data: rn.Output(j)}
+		if bad := nonFinite(m.outs[j].Data); bad > 0 {
+			fail(fmt.Errorf("%w: output %q has %d NaN or infinite values", ErrInvalidOutput, o.Name, bad))
+			return
+		}
 	}
 	for i, r := range batch {
 		if r.err != nil {

@@ -30,6 +30,10 @@ type EngineOptions struct {
 	// Registerer receives the inference metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
+	// Probation is how long a replaced model stays loaded after a reload,
+	// ready to serve again if its successor's outputs turn out invalid. It
+	// defaults to 30 seconds.
+	Probation time.Duration
 }
 
 // Engine holds the loaded models and runs a stream's models on its frames
@@ -44,11 +48,16 @@ type Engine struct {
 	ortOnce sync.Once
 	ortErr  error
 
+	variants variantSet // side models of RunVariant (variant.go)
+
 	mu     sync.RWMutex
 	models map[string]*Model
 	cfgs   map[string]config.Model // the config each model was loaded from
 	tried  map[string]int          // registry version last tried per model (WatchRegistry)
 	errLog map[string]time.Time    // last logged error per model, to log at most once a second
+	// retired are the models replaced by a reload, on probation
+	// (rollback.go).
+	retired map[string]*retiredModel
 }
 
 // NewEngine makes an Engine with no models.
@@ -59,6 +68,7 @@ func NewEngine(o EngineOptions) *Engine {
 	return &Engine{
 		opts: o, log: o.Logger, metrics: newMetrics(o.Registerer),
 		models: map[string]*Model{}, cfgs: map[string]config.Model{}, tried: map[string]int{}, errLog: map[string]time.Time{},
+		retired: map[string]*retiredModel{},
 	}
 }
 
@@ -133,8 +143,12 @@ func (e *Engine) load(cfg config.Model) error {
 	if err != nil {
 		return fmt.Errorf("models: %w", err)
 	}
+	if err := probe(m); err != nil {
+		m.Close()
+		return fmt.Errorf("models: %s version %d: %w", cfg.Name, b.Version, err)
+	}
 	e.mu.Lock()
-	old := e.models[cfg.Name]
+	old, oldCfg := e.models[cfg.Name], e.cfgs[cfg.Name]
 	e.models[cfg.Name] = m
 	e.cfgs[cfg.Name] = cfg
 	// Under the lock, so that the series follows the model served when
@@ -142,7 +156,7 @@ func (e *Engine) load(cfg config.Model) error {
 	e.metrics.setModelInfo(m.Status())
 	e.mu.Unlock()
 	if old != nil {
-		old.Close()
+		e.retire(cfg.Name, old, oldCfg)
 	}
 	return nil
 }
@@ -154,6 +168,8 @@ func (e *Engine) Unload(name string) {
 	delete(e.models, name)
 	delete(e.cfgs, name)
 	e.mu.Unlock()
+	e.endProbation(name)
+	e.variants.close(name)
 	if m != nil {
 		m.Close()
 		e.metrics.deleteModel(name)
@@ -187,9 +203,13 @@ func (e *Engine) Close() error {
 	ms := e.models
 	e.models = map[string]*Model{}
 	e.mu.Unlock()
+	for name := range ms {
+		e.endProbation(name)
+	}
 	for _, m := range ms {
 		m.Close()
 	}
+	e.variants.close("")
 	return nil
 }
 
@@ -214,8 +234,9 @@ func (e *Engine) Analyze(ctx context.Context, models []string, f *frame.Frame, r
 			continue
 		}
 		dets, err := m.Infer(ctx, f)
-		if errors.Is(err, ErrModelClosed) {
-			// Replaced by a reload between lookup and submit: ask the new one.
+		if errors.Is(err, ErrModelClosed) || (invalid(err) && e.rollback(name, m, err)) {
+			// Replaced by a reload between lookup and submit, or rolled
+			// back: ask the model now serving.
 			if m, ok = e.Model(name); ok {
 				dets, err = m.Infer(ctx, f)
 			}
@@ -242,7 +263,13 @@ func (e *Engine) Analyze(ctx context.Context, models []string, f *frame.Frame, r
 		r.Detections = append(r.Detections, dets...)
 	}
 	for _, m := range perPerson {
-		if err := e.perPerson(ctx, m, f, r, detected); err != nil {
+		err := e.perPerson(ctx, m, f, r, detected)
+		if errors.Is(err, ErrModelClosed) || (invalid(err) && e.rollback(m.opts.Name, m, err)) {
+			if m, ok := e.Model(m.opts.Name); ok {
+				err = e.perPerson(ctx, m, f, r, detected)
+			}
+		}
+		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}

@@ -149,7 +149,7 @@ func TestEngineYOLOX(t *testing.T) {
 	}
 	require.Equal(t, "yolox_nano_416", r.Model)
 	require.Equal(t, "1/fp32", r.ModelVersion)
-	require.Equal(t, 1.0, testutil.ToFloat64(e.metrics.frames.WithLabelValues("det")))
+	require.Equal(t, 2.0, testutil.ToFloat64(e.metrics.frames.WithLabelValues("det")), "the load's probe picture and the frame")
 	problems, err := testutil.GatherAndLint(reg)
 	require.NoError(t, err)
 	require.Empty(t, problems, "metric names")

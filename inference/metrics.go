@@ -21,6 +21,7 @@ type metrics struct {
 	frames    *prometheus.CounterVec
 	errors    *prometheus.CounterVec
 	loadErrs  *prometheus.CounterVec
+	rollbacks *prometheus.CounterVec
 	info      *prometheus.GaugeVec
 }
 
@@ -49,6 +50,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "vigil_inference_errors_total",
 			Help: "Images a model failed to prepare, run or decode.",
 		}, []string{"model"}),
+		rollbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_inference_model_rollbacks_total",
+			Help: "Reloads undone because the new version's outputs were invalid (NaN or infinite); the replaced version serves again.",
+		}, []string{"model"}),
 		loadErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vigil_inference_model_load_errors_total",
 			Help: "Failed attempts to load a configured model (bad bundle or file, checksum mismatch, no runtime).",
@@ -59,7 +64,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"model", "version", "variant", "device", "runtime"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.batchSize, m.queueWait, m.duration, m.frames, m.errors, m.loadErrs, m.info)
+		reg.MustRegister(m.batchSize, m.queueWait, m.duration, m.frames, m.errors, m.loadErrs, m.rollbacks, m.info)
 	}
 	return m
 }
