@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/vigil-video/vigil/frame"
 	"github.com/vigil-video/vigil/inference/cocoeval"
@@ -42,6 +43,7 @@ type cocoImage struct {
 	file         string
 	w, h         int
 	objects      []Object
+	from         []string
 }
 
 // cocoExtra holds the keys cocoeval does not read.
@@ -167,6 +169,7 @@ func LoadCOCO(annotations, imageDir string, opts COCOOptions) (*COCOSource, erro
 			}
 		}
 		im.objects = append(im.objects, o)
+		im.from = append(im.from, fmt.Sprintf("annotations[%d]", i))
 	}
 	return src, nil
 }
@@ -229,6 +232,32 @@ func (s *COCOSource) At(i int) (Sample, error) {
 	return smp, nil
 }
 
+// SampleInfo is a sample's labels without its picture.
+type SampleInfo struct {
+	// ID and Sequence are the Sample's.
+	ID, Sequence string
+	// File is the image file as the source names it (COCO: file_name;
+	// YOLO: the path).
+	File string
+	// Width and Height are the picture's size.
+	Width, Height int
+	// Objects are the Sample's objects, and From names where each was read
+	// ("annotations[7]", "labels/x.txt:3"), for messages.
+	Objects []Object
+	From    []string
+}
+
+// Info returns sample i's labels without reading its image; each object's
+// From is "annotations[k]".
+func (s *COCOSource) Info(i int) (SampleInfo, error) {
+	if i < 0 || i >= len(s.images) {
+		return SampleInfo{}, fmt.Errorf("COCO source: sample %d: %w", i, ErrRange)
+	}
+	im := &s.images[i]
+	return SampleInfo{ID: im.id, Sequence: im.sequence, File: im.file, Width: im.w, Height: im.h,
+		Objects: im.objects, From: im.from}, nil
+}
+
 // SequenceOf returns sample i's Sequence without reading its image.
 func (s *COCOSource) SequenceOf(i int) (string, error) {
 	if i < 0 || i >= len(s.images) {
@@ -246,6 +275,40 @@ type ExportOptions struct {
 	// 0 (the default) writes plain boxes. Objects with fewer keypoints get
 	// zeros. WriteCOCO ignores it.
 	Keypoints int
+	// Name, when not nil, gives sample i's file name without extension
+	// (images/<name>.png, and labels/<name>.txt for YOLO); it must be unique
+	// and a plain file name. The default is the index ("000007") for COCO
+	// and the index and sanitised ID for YOLO.
+	Name func(i int, s Sample) string
+	// WriteImage, when not nil, puts sample i's picture at path (under the
+	// output folder) instead of encoding s.Image as PNG there: it may copy
+	// the original file, link it, or do nothing when the images stay where
+	// they are.
+	WriteImage func(i int, s Sample, path string) error
+	// ImageExtra, when not nil, adds a "vigil" key with its value to sample
+	// i's COCO image (where the image came from, for labelling tools).
+	// WriteYOLO ignores it.
+	ImageExtra func(i int, s Sample) any
+}
+
+// fileName returns sample i's file name stem, checked.
+func (o *ExportOptions) fileName(i int, s Sample, def string) (string, error) {
+	if o.Name == nil {
+		return def, nil
+	}
+	n := o.Name(i, s)
+	if n == "" || n == "." || n == ".." || strings.ContainsAny(n, `/\`) {
+		return "", fmt.Errorf("sample %d (%s): name %q is not a plain file name", i, s.ID, n)
+	}
+	return n, nil
+}
+
+// putImage writes sample i's picture to path.
+func (o *ExportOptions) putImage(i int, s Sample, path string) error {
+	if o.WriteImage != nil {
+		return o.WriteImage(i, s, path)
+	}
+	return writePNG(path, s.Image)
 }
 
 // cocoOut is the JSON WriteCOCO writes.
@@ -262,6 +325,7 @@ type cocoOutImage struct {
 	FileName string `json:"file_name"`
 	Sequence string `json:"sequence"`
 	SampleID string `json:"sample_id"`
+	Vigil    any    `json:"vigil,omitempty"`
 }
 
 type cocoOutAnnotation struct {
@@ -270,7 +334,8 @@ type cocoOutAnnotation struct {
 	Score   float32 `json:"score"`
 }
 
-// WriteCOCO writes src as dir/annotations.json and dir/images/NNNNNN.png.
+// WriteCOCO writes src as dir/annotations.json and dir/images/NNNNNN.png
+// (see ExportOptions for other names and for leaving the images in place).
 // Category ids are class+1, listed in class order so that LoadCOCO's
 // default mapping restores the classes. Keypoints get visibility 2 when
 // their Score is above 0, else 1 inside the image and 0 outside it or at
@@ -292,12 +357,20 @@ func WriteCOCO(src Source, dir string, opts ExportOptions) error {
 			return fmt.Errorf("writing COCO: sample %d (%s): no image", i, s.ID)
 		}
 		w, h := s.Image.Bounds().Dx(), s.Image.Bounds().Dy()
-		file := fmt.Sprintf("images/%06d.png", i)
-		if err := writePNG(filepath.Join(dir, filepath.FromSlash(file)), s.Image); err != nil {
+		name, err := opts.fileName(i, s, fmt.Sprintf("%06d", i))
+		if err != nil {
+			return fmt.Errorf("writing COCO: %w", err)
+		}
+		file := "images/" + name + ".png"
+		if err := opts.putImage(i, s, filepath.Join(dir, filepath.FromSlash(file))); err != nil {
 			return fmt.Errorf("writing COCO: sample %d: %w", i, err)
 		}
 		imgID := int64(i + 1)
-		out.Images = append(out.Images, cocoOutImage{ID: imgID, Width: w, Height: h, FileName: file, Sequence: s.Sequence, SampleID: s.ID})
+		oi := cocoOutImage{ID: imgID, Width: w, Height: h, FileName: file, Sequence: s.Sequence, SampleID: s.ID}
+		if opts.ImageExtra != nil {
+			oi.Vigil = opts.ImageExtra(i, s)
+		}
+		out.Images = append(out.Images, oi)
 		for j, o := range s.Objects {
 			if o.Class < 0 || (!learn && o.Class >= len(names)) {
 				return fmt.Errorf("writing COCO: sample %d (%s): objects[%d].class: %d is not a class", i, s.ID, j, o.Class)

@@ -1,6 +1,8 @@
 package dataset
 
 import (
+	"encoding/json"
+	"fmt"
 	"image"
 	"image/jpeg"
 	"os"
@@ -8,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/vigil-video/vigil/frame"
 	"github.com/vigil-video/vigil/inference/cocoeval"
@@ -200,4 +203,112 @@ func TestCOCOErrors(t *testing.T) {
 			require.ErrorContains(t, err, tc.msg)
 		})
 	}
+}
+
+// TestExportOptions: file names, images left in place, the "vigil" image
+// key, data.yaml, and Info reading the labels back without pictures.
+func TestExportOptions(t *testing.T) {
+	src := labelledSynth(t)
+	var put []string
+	opts := ExportOptions{
+		Classes:    []string{"person", "bicycle", "car"},
+		Name:       func(i int, s Sample) string { return fmt.Sprintf("img%d", i) },
+		WriteImage: func(i int, s Sample, path string) error { put = append(put, path); return nil },
+		ImageExtra: func(i int, s Sample) any { return map[string]int{"n": i} },
+		Keypoints:  17,
+	}
+	dir := t.TempDir()
+	require.NoError(t, WriteCOCO(src, dir, opts))
+	b, err := os.ReadFile(filepath.Join(dir, "annotations.json"))
+	require.NoError(t, err)
+	var raw struct {
+		Images []struct {
+			FileName string         `json:"file_name"`
+			Vigil    map[string]int `json:"vigil"`
+		} `json:"images"`
+	}
+	require.NoError(t, json.Unmarshal(b, &raw))
+	require.Equal(t, "images/img2.png", raw.Images[2].FileName)
+	require.Equal(t, 2, raw.Images[2].Vigil["n"])
+	require.Len(t, put, src.Len())
+	require.Equal(t, filepath.Join(dir, "images", "img0.png"), put[0])
+	_, err = os.Stat(put[0])
+	require.ErrorIs(t, err, os.ErrNotExist, "WriteImage replaces writing the PNG")
+
+	got, err := LoadCOCO(filepath.Join(dir, "annotations.json"), dir, COCOOptions{})
+	require.NoError(t, err)
+	n := 0
+	for i := range got.Len() {
+		info, err := got.Info(i)
+		require.NoError(t, err)
+		w, err := src.At(i)
+		require.NoError(t, err)
+		require.Equal(t, w.ID, info.ID)
+		require.Equal(t, fmt.Sprintf("images/img%d.png", i), info.File)
+		require.Equal(t, 160, info.Width)
+		requireSameObjects(t, w.Objects, info.Objects, 1e-4)
+		require.Len(t, info.From, len(info.Objects))
+		for _, f := range info.From {
+			require.Equal(t, fmt.Sprintf("annotations[%d]", n), f)
+			n++
+		}
+	}
+	_, err = got.Info(got.Len())
+	require.ErrorIs(t, err, ErrRange)
+
+	opts.Name = func(i int, s Sample) string { return "../x" }
+	require.ErrorContains(t, WriteCOCO(src, t.TempDir(), opts), `name "../x"`)
+
+	ydir := t.TempDir()
+	opts.Name, opts.WriteImage = nil, nil
+	require.NoError(t, WriteYOLO(src, ydir, opts))
+	var data struct {
+		Names    []string `yaml:"names"`
+		KptShape []int    `yaml:"kpt_shape"`
+		Train    string   `yaml:"train"`
+	}
+	b, err = os.ReadFile(filepath.Join(ydir, "data.yaml"))
+	require.NoError(t, err)
+	require.NoError(t, yaml.Unmarshal(b, &data))
+	require.Equal(t, []string{"person", "bicycle", "car"}, data.Names)
+	require.Equal(t, []int{17, 3}, data.KptShape)
+	require.Equal(t, "images", data.Train)
+	ys, err := LoadYOLO(filepath.Join(ydir, "images"), filepath.Join(ydir, "labels"), filepath.Join(ydir, "classes.txt"), YOLOOptions{})
+	require.NoError(t, err)
+	info, err := ys.Info(0)
+	require.NoError(t, err)
+	require.NotEmpty(t, info.Objects)
+	require.Equal(t, filepath.Join(ydir, "labels", info.ID+".txt")+":1", info.From[0])
+	require.Equal(t, 96, info.Height)
+}
+
+// FuzzLoadCOCO: annotation files come back from labelling tools; whatever
+// they hold, LoadCOCO fails or gives objects whose boxes are ordered and
+// whose masks fit their image.
+func FuzzLoadCOCO(f *testing.F) {
+	f.Add([]byte(`{"images":[{"id":1,"width":4,"height":3,"file_name":"a.png","sample_id":"a"}],` +
+		`"annotations":[{"id":1,"image_id":1,"category_id":1,"bbox":[0,0,2,2],"keypoints":[1,1,2,5,5,1],"track_id":3,"score":0.5,` +
+		`"segmentation":{"size":[3,4],"counts":"0;4"}},{"id":2,"image_id":1,"category_id":2,"segmentation":[[0,0,3,0,3,2]]}],` +
+		`"categories":[{"id":1,"name":"person"},{"id":2,"name":"car"}]}`))
+	f.Add([]byte(`{"images":[{"id":1,"width":1,"height":1}],"annotations":[],"categories":[]}`))
+	path := filepath.Join(f.TempDir(), "a.json")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		require.NoError(t, os.WriteFile(path, b, 0o644))
+		src, err := LoadCOCO(path, "", COCOOptions{})
+		if err != nil {
+			return
+		}
+		for i := range src.Len() {
+			info, err := src.Info(i)
+			require.NoError(t, err)
+			require.Len(t, info.From, len(info.Objects))
+			for _, o := range info.Objects {
+				require.False(t, o.Box.X2 < o.Box.X1 || o.Box.Y2 < o.Box.Y1, "box %v", o.Box)
+				if o.Mask != nil {
+					require.Equal(t, info.Width, o.Mask.Width)
+					require.Equal(t, info.Height, o.Mask.Height)
+				}
+			}
+		}
+	})
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/vigil-video/vigil/frame"
 )
 
@@ -35,7 +37,9 @@ type YOLOSource struct {
 
 type yoloImage struct {
 	path, stem, sequence string
+	w, h                 int
 	objects              []Object
+	lines                []string
 }
 
 var imageExts = []string{".png", ".jpg", ".jpeg"}
@@ -63,6 +67,10 @@ func LoadYOLO(imageDir, labelDir, classesFile string, opts YOLOOptions) (*YOLOSo
 		if opts.SequenceOf != nil {
 			im.sequence = opts.SequenceOf(stem)
 		}
+		im.w, im.h, err = imageSize(path)
+		if err != nil {
+			return nil, fmt.Errorf("loading YOLO: %w", err)
+		}
 		lp := filepath.Join(labelDir, stem+".txt")
 		f, err := os.Open(lp)
 		switch {
@@ -70,10 +78,7 @@ func LoadYOLO(imageDir, labelDir, classesFile string, opts YOLOOptions) (*YOLOSo
 		case err != nil:
 			return nil, fmt.Errorf("loading YOLO: %w", err)
 		default:
-			w, h, err := imageSize(path)
-			if err == nil {
-				im.objects, err = parseYOLO(f, lp, w, h, classes)
-			}
+			im.objects, im.lines, err = parseYOLO(f, lp, im.w, im.h, classes)
 			f.Close()
 			if err != nil {
 				return nil, fmt.Errorf("loading YOLO: %w", err)
@@ -114,9 +119,11 @@ func readLines(path string) ([]string, error) {
 
 var yoloFields = []string{"class", "cx", "cy", "w", "h"}
 
-// parseYOLO reads one label file for a w x h image.
-func parseYOLO(f io.Reader, name string, w, h int, classes []string) ([]Object, error) {
+// parseYOLO reads one label file for a w x h image and names the line of
+// each object ("file:line").
+func parseYOLO(f io.Reader, name string, w, h int, classes []string) ([]Object, []string, error) {
 	var objs []Object
+	var from []string
 	sc := bufio.NewScanner(f)
 	line := 0
 	for sc.Scan() {
@@ -126,7 +133,7 @@ func parseYOLO(f io.Reader, name string, w, h int, classes []string) ([]Object, 
 			continue
 		}
 		if len(fs) < 5 || (len(fs)-5)%3 != 0 {
-			return nil, fmt.Errorf("%s:%d: %d fields, want class cx cy w h and px py v triples", name, line, len(fs))
+			return nil, nil, fmt.Errorf("%s:%d: %d fields, want class cx cy w h and px py v triples", name, line, len(fs))
 		}
 		v := make([]float64, len(fs))
 		for i, s := range fs {
@@ -136,13 +143,13 @@ func parseYOLO(f io.Reader, name string, w, h int, classes []string) ([]Object, 
 				if i < 5 {
 					field += " (" + yoloFields[i] + ")"
 				}
-				return nil, fmt.Errorf("%s:%d: %s: %q is not a finite number", name, line, field, s)
+				return nil, nil, fmt.Errorf("%s:%d: %s: %q is not a finite number", name, line, field, s)
 			}
 			v[i] = x
 		}
 		c := int(v[0])
 		if float64(c) != v[0] || c < 0 || c >= len(classes) {
-			return nil, fmt.Errorf("%s:%d: field 1 (class): %s is not a class index below %d", name, line, fs[0], len(classes))
+			return nil, nil, fmt.Errorf("%s:%d: field 1 (class): %s is not a class index below %d", name, line, fs[0], len(classes))
 		}
 		// As Ultralytics checks: coordinates normalised to 0-1.
 		for i, x := range v[1:] {
@@ -152,7 +159,7 @@ func parseYOLO(f io.Reader, name string, w, h int, classes []string) ([]Object, 
 				if i < 4 {
 					field += " (" + yoloFields[i+1] + ")"
 				}
-				return nil, fmt.Errorf("%s:%d: %s: %s is outside 0-1", name, line, field, fs[i+1])
+				return nil, nil, fmt.Errorf("%s:%d: %s: %s is outside 0-1", name, line, field, fs[i+1])
 			}
 		}
 		fw, fh := float64(w), float64(h)
@@ -171,11 +178,12 @@ func parseYOLO(f io.Reader, name string, w, h int, classes []string) ([]Object, 
 			}
 		}
 		objs = append(objs, o)
+		from = append(from, fmt.Sprintf("%s:%d", name, line))
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
+		return nil, nil, fmt.Errorf("reading %s: %w", name, err)
 	}
-	return objs, nil
+	return objs, from, nil
 }
 
 // Len returns the number of images.
@@ -194,6 +202,17 @@ func (s *YOLOSource) At(i int) (Sample, error) {
 	return Sample{ID: im.stem, Sequence: im.sequence, Image: img, Objects: im.objects}, nil
 }
 
+// Info returns sample i's labels without reading its image; each object's
+// From is "labelfile:line".
+func (s *YOLOSource) Info(i int) (SampleInfo, error) {
+	if i < 0 || i >= len(s.images) {
+		return SampleInfo{}, fmt.Errorf("YOLO source: sample %d: %w", i, ErrRange)
+	}
+	im := &s.images[i]
+	return SampleInfo{ID: im.stem, Sequence: im.sequence, File: im.path, Width: im.w, Height: im.h,
+		Objects: im.objects, From: im.lines}, nil
+}
+
 // SequenceOf returns sample i's Sequence without reading its image.
 func (s *YOLOSource) SequenceOf(i int) (string, error) {
 	if i < 0 || i >= len(s.images) {
@@ -202,8 +221,9 @@ func (s *YOLOSource) SequenceOf(i int) (string, error) {
 	return s.images[i].sequence, nil
 }
 
-// WriteYOLO writes src as dir/images/<name>.png, dir/labels/<name>.txt and
-// dir/classes.txt, where <name> is the sample ID with characters other than
+// WriteYOLO writes src as dir/images/<name>.png, dir/labels/<name>.txt,
+// dir/classes.txt and an Ultralytics dir/data.yaml (names, and kpt_shape
+// for pose), where <name> is the sample ID with characters other than
 // [A-Za-z0-9._-] replaced by '_' and prefixed by its index (IDs may repeat
 // after that). Objects marked Ignore are left out: YOLO has no way to say
 // "ignore". Keypoints get visibility 2 when their Score is above 0, else 1
@@ -215,7 +235,7 @@ func WriteYOLO(src Source, dir string, opts ExportOptions) error {
 			return fmt.Errorf("writing YOLO: %w", err)
 		}
 	}
-	names := opts.Classes
+	names := slices.Clone(opts.Classes)
 	learn := names == nil
 	var sb strings.Builder
 	for i := range src.Len() {
@@ -227,7 +247,10 @@ func WriteYOLO(src Source, dir string, opts ExportOptions) error {
 			return fmt.Errorf("writing YOLO: sample %d (%s): no image", i, s.ID)
 		}
 		w, h := float64(s.Image.Bounds().Dx()), float64(s.Image.Bounds().Dy())
-		name := fmt.Sprintf("%06d_%s", i, safeName(s.ID))
+		name, err := opts.fileName(i, s, fmt.Sprintf("%06d_%s", i, safeName(s.ID)))
+		if err != nil {
+			return fmt.Errorf("writing YOLO: %w", err)
+		}
 		sb.Reset()
 		for j, o := range s.Objects {
 			if o.Ignore {
@@ -267,7 +290,7 @@ func WriteYOLO(src Source, dir string, opts ExportOptions) error {
 			}
 			sb.WriteByte('\n')
 		}
-		if err := writePNG(filepath.Join(dir, "images", name+".png"), s.Image); err != nil {
+		if err := opts.putImage(i, s, filepath.Join(dir, "images", name+".png")); err != nil {
 			return fmt.Errorf("writing YOLO: sample %d: %w", i, err)
 		}
 		if err := os.WriteFile(filepath.Join(dir, "labels", name+".txt"), []byte(sb.String()), 0o644); err != nil {
@@ -277,11 +300,24 @@ func WriteYOLO(src Source, dir string, opts ExportOptions) error {
 	sb.Reset()
 	for c, n := range names {
 		if n == "" {
-			n = fmt.Sprintf("class%d", c)
+			names[c] = fmt.Sprintf("class%d", c)
 		}
-		sb.WriteString(n + "\n")
+		sb.WriteString(names[c] + "\n")
 	}
 	if err := os.WriteFile(filepath.Join(dir, "classes.txt"), []byte(sb.String()), 0o644); err != nil {
+		return fmt.Errorf("writing YOLO: %w", err)
+	}
+	// data.yaml as Ultralytics reads it; the same images serve as train and
+	// val, since this is an export for labelling, not a split.
+	data := map[string]any{"path": ".", "train": "images", "val": "images", "names": names}
+	if opts.Keypoints > 0 {
+		data["kpt_shape"] = []int{opts.Keypoints, 3}
+	}
+	b, err := yaml.Marshal(data)
+	if err != nil {
+		return fmt.Errorf("writing YOLO: encoding data.yaml: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "data.yaml"), b, 0o644); err != nil {
 		return fmt.Errorf("writing YOLO: %w", err)
 	}
 	return nil

@@ -113,10 +113,11 @@ func FuzzParseYOLO(f *testing.F) {
 	f.Add("2 0.5 0.5 0.2 0.4\n0 0.1 0.2 0.1 0.2 0.1 0.2 2 0.3 0.4 1\n")
 	f.Add("1 1e308 -1e308 0 0\n")
 	f.Fuzz(func(t *testing.T, s string) {
-		objs, err := parseYOLO(strings.NewReader(s), "f.txt", 100, 50, []string{"a", "b", "c"})
+		objs, from, err := parseYOLO(strings.NewReader(s), "f.txt", 100, 50, []string{"a", "b", "c"})
 		if err != nil {
 			return
 		}
+		require.Len(t, from, len(objs))
 		for _, o := range objs {
 			require.GreaterOrEqual(t, o.Box.X2, o.Box.X1)
 			require.True(t, o.Class >= 0 && o.Class < 3)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"math"
@@ -42,6 +43,22 @@ type Entry struct {
 	Objects []Object
 	// Width and Height are the picture's size; Put fills them from Image.
 	Width, Height int
+	// Corrected is set by Correct: a person has checked Objects (they are
+	// no longer the model's pre-labels). Put ignores it.
+	Corrected bool
+	// PreObjects are the model's pre-labels of a corrected entry, as Put
+	// stored them; nil for an entry that was never corrected, whose Objects
+	// are the pre-labels. Put ignores it.
+	PreObjects []Object
+}
+
+// PreLabels returns the model's pre-labels: PreObjects for a corrected
+// entry, else Objects.
+func (e *Entry) PreLabels() []Object {
+	if e.Corrected {
+		return e.PreObjects
+	}
+	return e.Objects
 }
 
 // Model names the model that labelled a frame.
@@ -85,6 +102,8 @@ type labelFile struct {
 	Reason       string        `json:"reason"`
 	Model        Model         `json:"model"`
 	Objects      []labelObject `json:"objects"`
+	Corrected    bool          `json:"corrected,omitempty"`
+	PreObjects   []labelObject `json:"pre_objects,omitempty"`
 }
 
 type labelObject struct {
@@ -108,7 +127,9 @@ func imagePath(id string) string { return "images/" + id + ".png" }
 func labelPath(id string) string { return "labels/" + id + ".json" }
 func maskPath(id string) string  { return "masks/" + id + ".png" }
 
-func (e *Entry) toLabel() labelFile {
+// toLabel returns the label file of e; hasSeg says whether the entry has a
+// segmentation file (e.Segmentation is nil outside Put).
+func (e *Entry) toLabel(hasSeg bool) labelFile {
 	l := labelFile{
 		Format: LabelFormat, ID: e.ID, Image: imagePath(e.ID),
 		Width: e.Width, Height: e.Height, StreamID: e.StreamID,
@@ -116,27 +137,59 @@ func (e *Entry) toLabel() labelFile {
 		Miner: e.Miner, Reason: e.Reason, Model: e.Model,
 		Objects: make([]labelObject, len(e.Objects)),
 	}
-	if e.Segmentation != nil {
+	if hasSeg {
 		l.Segmentation = maskPath(e.ID)
 	}
 	for i, o := range e.Objects {
-		lo := labelObject{
-			Box:   [4]float32{o.Box.X1, o.Box.Y1, o.Box.X2, o.Box.Y2},
-			Class: o.Class, Label: o.Label, Score: o.Score,
-			TrackID: o.TrackID, Ignore: o.Ignore,
+		l.Objects[i] = toLabelObject(o)
+	}
+	if e.Corrected {
+		l.Corrected = true
+		l.PreObjects = make([]labelObject, len(e.PreObjects))
+		for i, o := range e.PreObjects {
+			l.PreObjects[i] = toLabelObject(o)
 		}
-		if o.Keypoints != nil {
-			lo.Keypoints = make([][3]float32, len(o.Keypoints))
-			for k, p := range o.Keypoints {
-				lo.Keypoints[k] = [3]float32{p.X, p.Y, p.Score}
-			}
-		}
-		if o.Mask != nil {
-			lo.Mask = &rleJSON{Size: [2]int{o.Mask.Height, o.Mask.Width}, Counts: o.Mask.COCOString()}
-		}
-		l.Objects[i] = lo
 	}
 	return l
+}
+
+func toLabelObject(o Object) labelObject {
+	lo := labelObject{
+		Box:   [4]float32{o.Box.X1, o.Box.Y1, o.Box.X2, o.Box.Y2},
+		Class: o.Class, Label: o.Label, Score: o.Score,
+		TrackID: o.TrackID, Ignore: o.Ignore,
+	}
+	if o.Keypoints != nil {
+		lo.Keypoints = make([][3]float32, len(o.Keypoints))
+		for k, p := range o.Keypoints {
+			lo.Keypoints[k] = [3]float32{p.X, p.Y, p.Score}
+		}
+	}
+	if o.Mask != nil {
+		lo.Mask = &rleJSON{Size: [2]int{o.Mask.Height, o.Mask.Width}, Counts: o.Mask.COCOString()}
+	}
+	return lo
+}
+
+func fromLabelObject(lo labelObject) (Object, error) {
+	o := Object{
+		Box:   frame.Box{X1: lo.Box[0], Y1: lo.Box[1], X2: lo.Box[2], Y2: lo.Box[3]},
+		Class: lo.Class, Label: lo.Label, Score: lo.Score, TrackID: lo.TrackID, Ignore: lo.Ignore,
+	}
+	if lo.Keypoints != nil {
+		o.Keypoints = make(frame.Keypoints, len(lo.Keypoints))
+		for k, p := range lo.Keypoints {
+			o.Keypoints[k] = frame.Keypoint{X: p[0], Y: p[1], Score: p[2]}
+		}
+	}
+	if lo.Mask != nil {
+		m, err := frame.MaskFromCOCOString(lo.Mask.Counts, lo.Mask.Size[1], lo.Mask.Size[0])
+		if err != nil {
+			return Object{}, fmt.Errorf("mask: %w", err)
+		}
+		o.Mask = &m
+	}
+	return o, nil
 }
 
 // parseLabel decodes a label file into an Entry without its pictures.
@@ -166,24 +219,24 @@ func parseLabel(b []byte) (Entry, error) {
 		return Entry{}, fmt.Errorf("width, height: %dx%d is not a picture size", l.Width, l.Height)
 	}
 	for i, lo := range l.Objects {
-		o := Object{
-			Box:   frame.Box{X1: lo.Box[0], Y1: lo.Box[1], X2: lo.Box[2], Y2: lo.Box[3]},
-			Class: lo.Class, Label: lo.Label, Score: lo.Score, TrackID: lo.TrackID, Ignore: lo.Ignore,
-		}
-		if lo.Keypoints != nil {
-			o.Keypoints = make(frame.Keypoints, len(lo.Keypoints))
-			for k, p := range lo.Keypoints {
-				o.Keypoints[k] = frame.Keypoint{X: p[0], Y: p[1], Score: p[2]}
-			}
-		}
-		if lo.Mask != nil {
-			m, err := frame.MaskFromCOCOString(lo.Mask.Counts, lo.Mask.Size[1], lo.Mask.Size[0])
-			if err != nil {
-				return Entry{}, fmt.Errorf("objects[%d].mask: %w", i, err)
-			}
-			o.Mask = &m
+		o, err := fromLabelObject(lo)
+		if err != nil {
+			return Entry{}, fmt.Errorf("objects[%d].%w", i, err)
 		}
 		e.Objects[i] = o
+	}
+	if l.Corrected {
+		e.Corrected = true
+		e.PreObjects = make([]Object, len(l.PreObjects))
+		for i, lo := range l.PreObjects {
+			o, err := fromLabelObject(lo)
+			if err != nil {
+				return Entry{}, fmt.Errorf("pre_objects[%d].%w", i, err)
+			}
+			e.PreObjects[i] = o
+		}
+	} else if l.PreObjects != nil {
+		return Entry{}, errors.New("pre_objects: present but corrected is not true")
 	}
 	return e, nil
 }
@@ -211,57 +264,22 @@ type labelProblem struct {
 	msg  string
 }
 
-// checkLabels checks the entry's objects and segmentation against its size
-// and the store's classes (nil: any class >= 0; segmentation values must
-// then be 0 or one of the objects' classes + 1).
+// checkLabels checks the entry's objects (and pre-labels) and
+// segmentation against its size and the store's classes (nil: any class >=
+// 0; segmentation values must then be 0 or one of the objects' classes + 1).
 func checkLabels(e *Entry, seg *image.Gray, classes []string) []labelProblem {
 	var ps []labelProblem
 	add := func(k Kind, format string, a ...any) {
 		ps = append(ps, labelProblem{k, fmt.Sprintf(format, a...)})
 	}
-	w, h := float32(e.Width), float32(e.Height)
-	const eps = 1e-3
-	finite := func(vs ...float32) bool {
-		for _, v := range vs {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return false
-			}
+	field := func(name string) func(int, Kind, string, ...any) {
+		return func(i int, k Kind, format string, a ...any) {
+			add(k, "%s[%d].%s", name, i, fmt.Sprintf(format, a...))
 		}
-		return true
 	}
-	used := map[int]bool{}
-	for i, o := range e.Objects {
-		b := o.Box
-		switch {
-		case !finite(b.X1, b.Y1, b.X2, b.Y2):
-			add(KindBox, "objects[%d].box: not finite", i)
-		case b.X2 < b.X1 || b.Y2 < b.Y1:
-			add(KindBox, "objects[%d].box: [%g %g %g %g] is inverted", i, b.X1, b.Y1, b.X2, b.Y2)
-		case b.X1 < -eps || b.Y1 < -eps || b.X2 > w+eps || b.Y2 > h+eps:
-			add(KindBox, "objects[%d].box: [%g %g %g %g] is outside the %dx%d image", i, b.X1, b.Y1, b.X2, b.Y2, e.Width, e.Height)
-		}
-		if o.Class < 0 || (classes != nil && o.Class >= len(classes)) {
-			add(KindClass, "objects[%d].class: %d is not a class id", i, o.Class)
-		}
-		used[o.Class] = true
-		if !finite(o.Score) || o.Score < 0 || o.Score > 1 {
-			add(KindScore, "objects[%d].score: %g is outside [0,1]", i, o.Score)
-		}
-		for k, p := range o.Keypoints {
-			switch {
-			case !finite(p.X, p.Y, p.Score) || p.Score < 0 || p.Score > 1:
-				add(KindKeypoint, "objects[%d].keypoints[%d]: score %g is outside [0,1]", i, k, p.Score)
-			case p.Score > 0 && (p.X < -eps || p.Y < -eps || p.X > w+eps || p.Y > h+eps):
-				add(KindKeypoint, "objects[%d].keypoints[%d]: (%g, %g) is outside the %dx%d image", i, k, p.X, p.Y, e.Width, e.Height)
-			}
-		}
-		if o.Mask != nil {
-			if o.Mask.Width != e.Width || o.Mask.Height != e.Height {
-				add(KindMask, "objects[%d].mask: %dx%d, image is %dx%d", i, o.Mask.Width, o.Mask.Height, e.Width, e.Height)
-			} else if err := o.Mask.Valid(); err != nil {
-				add(KindMask, "objects[%d].mask: %v", i, err)
-			}
-		}
+	used := checkObjects(e.Objects, e.Width, e.Height, classes, field("objects"))
+	if e.Corrected {
+		checkObjects(e.PreObjects, e.Width, e.Height, classes, field("pre_objects"))
 	}
 	if seg != nil {
 		sb := seg.Bounds()
@@ -289,4 +307,77 @@ func checkLabels(e *Entry, seg *image.Gray, classes []string) []labelProblem {
 		}
 	}
 	return ps
+}
+
+// ObjectProblem is one thing wrong with one object.
+type ObjectProblem struct {
+	// Index is the object's position in its list.
+	Index int
+	Kind  Kind
+	// Msg starts with the field ("box: [1 2 3 4] is inverted").
+	Msg string
+}
+
+// CheckObjects checks objects against a width x height picture and the
+// store's classes (nil: any class >= 0) as Put and Correct do: boxes finite,
+// not inverted and inside the picture, classes, scores in [0,1], visible
+// keypoints inside the picture, masks of the picture's size.
+func CheckObjects(objs []Object, width, height int, classes []string) []ObjectProblem {
+	var ps []ObjectProblem
+	checkObjects(objs, width, height, classes, func(i int, k Kind, format string, a ...any) {
+		ps = append(ps, ObjectProblem{Index: i, Kind: k, Msg: fmt.Sprintf(format, a...)})
+	})
+	return ps
+}
+
+// checkObjects checks objs, reporting each problem with the object's index,
+// and returns the classes they use.
+func checkObjects(objs []Object, width, height int, classes []string, add func(i int, k Kind, format string, a ...any)) map[int]bool {
+	w, h := float32(width), float32(height)
+	const eps = 1e-3
+	finite := func(vs ...float32) bool {
+		for _, v := range vs {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return false
+			}
+		}
+		return true
+	}
+	used := map[int]bool{}
+	for i, o := range objs {
+		b := o.Box
+		switch {
+		case !finite(b.X1, b.Y1, b.X2, b.Y2):
+			add(i, KindBox, "box: not finite")
+		case b.X2 < b.X1 || b.Y2 < b.Y1:
+			add(i, KindBox, "box: [%g %g %g %g] is inverted", b.X1, b.Y1, b.X2, b.Y2)
+		case b.X1 < -eps || b.Y1 < -eps || b.X2 > w+eps || b.Y2 > h+eps:
+			add(i, KindBox, "box: [%g %g %g %g] is outside the %dx%d image", b.X1, b.Y1, b.X2, b.Y2, width, height)
+		}
+		if o.Class < 0 || (classes != nil && o.Class >= len(classes)) {
+			add(i, KindClass, "class: %d is not a class id", o.Class)
+		}
+		used[o.Class] = true
+		if !finite(o.Score) || o.Score < 0 || o.Score > 1 {
+			add(i, KindScore, "score: %g is outside [0,1]", o.Score)
+		}
+		for k, p := range o.Keypoints {
+			switch {
+			case !finite(p.X, p.Y):
+				add(i, KindKeypoint, "keypoints[%d]: (%g, %g) is not finite", k, p.X, p.Y)
+			case !finite(p.Score) || p.Score < 0 || p.Score > 1:
+				add(i, KindKeypoint, "keypoints[%d]: score %g is outside [0,1]", k, p.Score)
+			case p.Score > 0 && (p.X < -eps || p.Y < -eps || p.X > w+eps || p.Y > h+eps):
+				add(i, KindKeypoint, "keypoints[%d]: (%g, %g) is outside the %dx%d image", k, p.X, p.Y, width, height)
+			}
+		}
+		if o.Mask != nil {
+			if o.Mask.Width != width || o.Mask.Height != height {
+				add(i, KindMask, "mask: %dx%d, image is %dx%d", o.Mask.Width, o.Mask.Height, width, height)
+			} else if err := o.Mask.Valid(); err != nil {
+				add(i, KindMask, "mask: %v", err)
+			}
+		}
+	}
+	return used
 }

@@ -1,9 +1,10 @@
 // Package store keeps hard frames: pictures a miner picked out of live
 // streams (low confidence, disagreement between models, lost tracks) with
 // the pre-labels a model gave them, for people to correct and trainers to
-// learn from. A miner Puts entries; a trainer reads them back with List and
-// Get (or through a training/dataset Source); Validate checks a store that
-// was copied, edited or crashed.
+// learn from. A miner Puts entries; a person's checked labels come back
+// through Correct (`vigil dataset import`); a trainer reads them back with
+// List and Get (or through a training/dataset Source); Validate and Check
+// look over a store that was copied, edited or crashed.
 //
 // # Format
 //
@@ -29,17 +30,32 @@
 // y1, x2, y2] (pixels, inside the image), "class" (index >= 0, below
 // len(classes) when the manifest lists classes), "label", "score" (0-1),
 // "track_id", "keypoints": [[x, y, score]...], "mask": {"size": [h, w],
-// "counts": compressed COCO RLE over the whole image}, "ignore"}]}.
-// A mask pixel is 0 for background or class+1.
+// "counts": compressed COCO RLE over the whole image}, "ignore"}],
+// "corrected": true (only after Correct), "pre_objects": [...] (only with
+// corrected)}. A mask pixel is 0 for background or class+1.
+//
+// An entry starts with the model's pre-labels in "objects". Correct
+// replaces them with a person's labels, sets "corrected": true (the label
+// source is then human) and keeps the pre-labels in "pre_objects", so that
+// a trainer can learn from the pre-labels alone (self-training), from the
+// corrected labels alone, or from both (Entry.Corrected, Entry.PreLabels).
 //
 // # Crash safety
 //
 // Every file is written to a ".tmp-" file in its directory, synced and
 // renamed into place. Put writes an entry's files first and commits them by
 // rewriting the manifest the same way; evicted files are deleted only after
-// the manifest that drops them is in place. A crash therefore leaves at most
-// temporary files and files the manifest does not list; Open removes both
-// and reports them (Recovery), after which Validate passes.
+// the manifest that drops them is in place. Correct, which must replace
+// files in place, writes ".staged-" files beside them, commits the manifest
+// that lists their hashes, then renames them over the old ones. A crash
+// therefore leaves at most temporary files, files the manifest does not
+// list and staged files; Open removes the first two, moves staged files of
+// a committed correction into place and removes the others, and reports
+// them (Recovery), after which Validate passes.
+//
+// Only one process may write a store at a time: stop a server that mines
+// into a store before importing corrections into it (Correct notices a
+// writer that committed since Open and fails with ErrChanged).
 package store
 
 import (
@@ -70,6 +86,9 @@ var (
 	ErrNotFound = errors.New("entry not in the store")
 	// ErrCorrupt is returned by Get when a file does not match the manifest.
 	ErrCorrupt = errors.New("file does not match the manifest")
+	// ErrReadOnly is returned by Put and Correct on a store opened with
+	// Options.ReadOnly.
+	ErrReadOnly = errors.New("store opened read-only")
 )
 
 // Options configure a Store.
@@ -85,6 +104,11 @@ type Options struct {
 	// Compression is the PNG compression level. It defaults to
 	// png.BestSpeed: a miner writes more often than anyone reads.
 	Compression png.CompressionLevel
+	// ReadOnly opens the store without cleaning up after a crashed writer
+	// (which would delete the files of a Put in progress in another
+	// process), and makes Put and Correct fail with ErrReadOnly. For
+	// reading a store a server may be writing (exports, training).
+	ReadOnly bool
 }
 
 // Recovery says what Open cleaned up after a crash.
@@ -97,6 +121,9 @@ type Recovery struct {
 	// Missing are files the manifest lists that are not on disk. A crash
 	// cannot cause this; Open leaves them listed for Validate to report.
 	Missing []string
+	// Finished are the files of a committed Correct that a crash stopped
+	// before it moved them into place; Open moved them.
+	Finished []string
 }
 
 // Stats are a Store's counters.
@@ -145,7 +172,7 @@ func Create(dir string, opts Options) (*Store, error) {
 }
 
 // Open opens the store in dir, recovering from a crashed writer (see
-// Recovery).
+// Recovery) unless opts.ReadOnly.
 func Open(dir string, opts Options) (*Store, error) {
 	m, err := readManifest(dir)
 	if err != nil {
@@ -161,16 +188,18 @@ func Open(dir string, opts Options) (*Store, error) {
 		entries: map[string]*Entry{},
 		hashes:  map[string]string{},
 	}
-	for _, sub := range []string{"images", "labels", "masks"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
-			return nil, fmt.Errorf("opening store %s: %w", dir, err)
-		}
-	}
 	for _, f := range m.Files {
 		s.files[f.Path] = f
 	}
-	if err := s.recover(); err != nil {
-		return nil, fmt.Errorf("opening store %s: %w", dir, err)
+	if !opts.ReadOnly {
+		for _, sub := range []string{"images", "labels", "masks"} {
+			if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+				return nil, fmt.Errorf("opening store %s: %w", dir, err)
+			}
+		}
+		if err := s.recover(); err != nil {
+			return nil, fmt.Errorf("opening store %s: %w", dir, err)
+		}
 	}
 	for _, f := range m.Files {
 		s.bytes += f.Size
@@ -197,6 +226,9 @@ func Open(dir string, opts Options) (*Store, error) {
 
 // recover removes temporary and unlisted files and notes missing ones.
 func (s *Store) recover() error {
+	if err := s.finishStaged(); err != nil {
+		return err
+	}
 	onDisk := map[string]bool{}
 	for _, sub := range []string{"", "images", "labels", "masks"} {
 		des, err := os.ReadDir(filepath.Join(s.dir, sub))
@@ -267,6 +299,9 @@ func (s *Store) Version() string {
 // (boxes or keypoints outside it, masks of another size, classes that are
 // not class ids); the store is then unchanged.
 func (s *Store) Put(e Entry) (string, error) {
+	if s.opts.ReadOnly {
+		return "", fmt.Errorf("putting entry: %w", ErrReadOnly)
+	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if e.Image == nil {
@@ -274,6 +309,7 @@ func (s *Store) Put(e Entry) (string, error) {
 	}
 	b := e.Image.Bounds()
 	e.Width, e.Height = b.Dx(), b.Dy()
+	e.Corrected, e.PreObjects = false, nil
 	if e.ID == "" {
 		e.ID = makeID(&e)
 	}
@@ -314,7 +350,7 @@ func (s *Store) Put(e Entry) (string, error) {
 		}
 		files = append(files, file{maskPath(e.ID), seg.Bytes()})
 	}
-	lb, err := jsonIndent(e.toLabel())
+	lb, err := jsonIndent(e.toLabel(e.Segmentation != nil))
 	if err != nil {
 		return "", fmt.Errorf("putting entry %s: encoding labels: %w", e.ID, err)
 	}

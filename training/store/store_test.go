@@ -6,6 +6,7 @@ import (
 	"errors"
 	"image"
 	"image/color"
+	"image/jpeg"
 	"image/png"
 	"math/rand/v2"
 	"os"
@@ -379,6 +380,38 @@ func TestValidatePlantedProblems(t *testing.T) {
 			rewrite(t, dir, "images/copy.png", b)
 			editLabelTo(t, dir, id, "copy")
 		}, KindDuplicate, "images/copy.png"},
+		{"image not png", func(t *testing.T, dir, id string) {
+			var buf bytes.Buffer
+			require.NoError(t, jpeg.Encode(&buf, testEntry(1).Image, nil))
+			rewrite(t, dir, "images/"+id+".png", buf.Bytes())
+		}, KindImage, "images/%s.png"},
+		{"same pixels", func(t *testing.T, dir, id string) {
+			var buf bytes.Buffer
+			enc := png.Encoder{CompressionLevel: png.BestCompression}
+			require.NoError(t, enc.Encode(&buf, testEntry(1).Image))
+			rewrite(t, dir, "images/copy.png", buf.Bytes())
+			editLabelTo(t, dir, id, "copy")
+		}, KindDuplicate, "images/copy.png"},
+		{"label not json", func(t *testing.T, dir, id string) {
+			rewrite(t, dir, "labels/"+id+".json", []byte(`{"format": "vigil-hardframe-label/1", "objects": [`))
+		}, KindLabel, ""},
+		{"label format", func(t *testing.T, dir, id string) {
+			editLabel(t, dir, id, func(l map[string]any) { l["format"] = "yolo" })
+		}, KindLabel, ""},
+		{"inverted box", func(t *testing.T, dir, id string) {
+			editLabel(t, dir, id, func(l map[string]any) { object(l, 1)["box"] = []float64{30, 40, 60, 30} })
+		}, KindBox, ""},
+		{"keypoint score", func(t *testing.T, dir, id string) {
+			editLabel(t, dir, id, func(l map[string]any) {
+				object(l, 0)["keypoints"].([]any)[2] = []float64{6, 12, 1.5}
+			})
+		}, KindKeypoint, ""},
+		{"pre-label box", func(t *testing.T, dir, id string) {
+			editLabel(t, dir, id, func(l map[string]any) {
+				l["corrected"] = true
+				l["pre_objects"] = []any{map[string]any{"box": []float64{0, 0, 99, 4}, "class": 0, "score": 0.5}}
+			})
+		}, KindBox, ""},
 		{"label without image", func(t *testing.T, dir, id string) {
 			editLabelTo(t, dir, id, "lonely")
 		}, KindMissing, "labels/lonely.json"},
@@ -395,6 +428,9 @@ func TestValidatePlantedProblems(t *testing.T) {
 			tc.plant(t, dir, id)
 			ps, err := Validate(dir)
 			require.NoError(t, err)
+			if tc.kind != KindMissing && tc.kind != KindManifest && tc.kind != KindClass {
+				require.Len(t, ps, 1, "one planted problem, one report: %v", ps)
+			}
 			path := "labels/" + id + ".json"
 			if tc.path != "" {
 				path = tc.path
@@ -507,7 +543,7 @@ func FuzzParseLabel(f *testing.F) {
 	e := testEntry(1)
 	e.ID = "x"
 	e.Width, e.Height = 64, 48
-	b, err := jsonIndent(e.toLabel())
+	b, err := jsonIndent(e.toLabel(true))
 	require.NoError(f, err)
 	f.Add(b)
 	f.Add([]byte(`{"format":"vigil-hardframe-label/1","id":"a","image":"images/a.png","width":1,"height":1,"objects":[{"mask":{"size":[1,1],"counts":"0"}}]}`))

@@ -2,9 +2,11 @@ package store
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"image"
+	"image/draw"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -23,12 +25,13 @@ const (
 	KindExtra     Kind = "extra"     // file on disk the manifest does not list
 	KindHash      Kind = "hash"      // size or SHA-256 differs from the manifest
 	KindLabel     Kind = "label"     // label file unreadable or inconsistent with its image
+	KindImage     Kind = "image"     // picture that is not a PNG or does not decode
 	KindBox       Kind = "box"       // box not finite, inverted or outside the image
 	KindClass     Kind = "class"     // class id negative or not in the manifest's classes
 	KindScore     Kind = "score"     // score outside [0,1]
 	KindKeypoint  Kind = "keypoint"  // keypoint outside the image or with a bad score
 	KindMask      Kind = "mask"      // mask of the wrong size, invalid RLE, or a value that is not a class id + 1
-	KindDuplicate Kind = "duplicate" // two entries with byte-identical pictures
+	KindDuplicate Kind = "duplicate" // two entries with the same picture (identical file or pixels)
 )
 
 // Problem is one thing wrong with a store.
@@ -41,13 +44,43 @@ type Problem struct {
 
 func (p Problem) String() string { return fmt.Sprintf("%s: %s: %s", p.Path, p.Kind, p.Msg) }
 
+// Report is what Check found in a store.
+type Report struct {
+	// Problems is every problem, sorted by path; none for a sound store.
+	Problems []Problem
+	// Version is the manifest's data-set version and Classes its classes.
+	Version string
+	Classes []string
+	// Entries counts the label files that parse, Corrected those marked
+	// corrected, and Miners them by miner ("" for none).
+	Entries, Corrected int
+	Miners             map[string]int
+	// Bytes is the size of the files the manifest lists.
+	Bytes int64
+}
+
 // Validate checks the store in dir without changing it and returns every
 // problem it finds (none for a sound store). The error is for a directory it
 // cannot read at all.
 func Validate(dir string) ([]Problem, error) {
+	r, err := Check(dir)
+	return r.Problems, err
+}
+
+// Check is Validate with a summary of the store. It reads and decodes
+// every file.
+func Check(dir string) (Report, error) {
+	r := Report{Miners: map[string]int{}}
 	if _, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("validating store: %w", err)
+		return r, fmt.Errorf("validating store: %w", err)
 	}
+	ps, err := check(dir, &r)
+	slices.SortStableFunc(ps, func(a, b Problem) int { return strings.Compare(a.Path, b.Path) })
+	r.Problems = ps
+	return r, err
+}
+
+func check(dir string, r *Report) ([]Problem, error) {
 	var ps []Problem
 	add := func(k Kind, path, format string, a ...any) {
 		ps = append(ps, Problem{Kind: k, Path: path, Msg: fmt.Sprintf(format, a...)})
@@ -56,6 +89,10 @@ func Validate(dir string) ([]Problem, error) {
 	if err != nil {
 		add(KindManifest, manifestName, "%v", err)
 		return ps, nil
+	}
+	r.Version, r.Classes = m.Version, m.Classes
+	for _, f := range m.Files {
+		r.Bytes += f.Size
 	}
 	if v := Version(m.Files); v != m.Version {
 		add(KindVersion, manifestName, "version %q, files give %q", m.Version, v)
@@ -93,7 +130,7 @@ func Validate(dir string) ([]Problem, error) {
 			if sub != "" && os.IsNotExist(err) {
 				continue
 			}
-			return nil, fmt.Errorf("validating store: %w", err)
+			return ps, fmt.Errorf("validating store: %w", err)
 		}
 		for _, de := range des {
 			rel := de.Name()
@@ -104,12 +141,17 @@ func Validate(dir string) ([]Problem, error) {
 				continue
 			}
 			if _, ok := listed[rel]; !ok {
-				add(KindExtra, rel, "not in the manifest")
+				if strings.HasPrefix(de.Name(), stagedPrefix) {
+					add(KindExtra, rel, "not in the manifest: staged by an interrupted correction (opening the store finishes or removes it)")
+				} else {
+					add(KindExtra, rel, "not in the manifest")
+				}
 			}
 		}
 	}
 
 	byHash := map[string]string{}
+	byPixels := map[[32]byte]string{}
 	for _, f := range m.Files {
 		id, ok := strings.CutPrefix(f.Path, "images/")
 		if !ok {
@@ -120,9 +162,23 @@ func Validate(dir string) ([]Problem, error) {
 			add(KindMissing, f.Path, "no %s in the manifest", labelPath(id))
 		}
 		if other, dup := byHash[f.SHA256]; dup {
-			add(KindDuplicate, f.Path, "same picture as %s", other)
+			add(KindDuplicate, f.Path, "same picture as %s (identical file)", other)
+			continue
+		}
+		byHash[f.SHA256] = f.Path
+		b, ok := data[f.Path]
+		if !ok {
+			continue // already reported
+		}
+		sum, err := pixelHash(b)
+		if err != nil {
+			add(KindImage, f.Path, "%v", err)
+			continue
+		}
+		if other, dup := byPixels[sum]; dup {
+			add(KindDuplicate, f.Path, "same pixels as %s (the PNG files differ)", other)
 		} else {
-			byHash[f.SHA256] = f.Path
+			byPixels[sum] = f.Path
 		}
 	}
 	for _, f := range m.Files {
@@ -135,7 +191,7 @@ func Validate(dir string) ([]Problem, error) {
 		if !ok {
 			continue // already reported
 		}
-		ps = append(ps, validateEntry(id, b, listed, data, m.Classes)...)
+		ps = append(ps, validateEntry(id, b, listed, data, m.Classes, r)...)
 	}
 	for _, f := range m.Files {
 		id, ok := strings.CutPrefix(f.Path, "masks/")
@@ -145,8 +201,40 @@ func Validate(dir string) ([]Problem, error) {
 			}
 		}
 	}
-	slices.SortStableFunc(ps, func(a, b Problem) int { return strings.Compare(a.Path, b.Path) })
 	return ps, nil
+}
+
+// pixelHash decodes a PNG and hashes its size and pixels as 8-bit RGBA,
+// so that two encodings of one picture (other compression, filters, colour
+// type) hash alike.
+func pixelHash(b []byte) ([32]byte, error) {
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("decoding: %w", err)
+	}
+	if format != "png" {
+		return [32]byte{}, fmt.Errorf("format %s, want png", format)
+	}
+	if cfg.Width*cfg.Height > 1<<26 {
+		return [32]byte{}, fmt.Errorf("%dx%d is too large a picture", cfg.Width, cfg.Height)
+	}
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		return [32]byte{}, fmt.Errorf("decoding: %w", err)
+	}
+	bd := img.Bounds()
+	// RGBA, which an opaque PNG decodes to: camera frames need no copy.
+	n, ok := img.(*image.RGBA)
+	if !ok || n.Stride != 4*bd.Dx() {
+		n = image.NewRGBA(image.Rect(0, 0, bd.Dx(), bd.Dy()))
+		draw.Draw(n, n.Bounds(), img, bd.Min, draw.Src)
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%dx%d\n", bd.Dx(), bd.Dy())
+	h.Write(n.Pix)
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum, nil
 }
 
 func validPath(p string) bool {
@@ -159,7 +247,7 @@ func validPath(p string) bool {
 	return false
 }
 
-func validateEntry(id string, label []byte, listed map[string]FileEntry, data map[string][]byte, classes []string) []Problem {
+func validateEntry(id string, label []byte, listed map[string]FileEntry, data map[string][]byte, classes []string, r *Report) []Problem {
 	lp := labelPath(id)
 	var ps []Problem
 	add := func(k Kind, path, format string, a ...any) {
@@ -174,18 +262,23 @@ func validateEntry(id string, label []byte, listed map[string]FileEntry, data ma
 		add(KindLabel, lp, "id: %q, file name says %q", e.ID, id)
 		return ps
 	}
+	r.Entries++
+	r.Miners[e.Miner]++
+	if e.Corrected {
+		r.Corrected++
+	}
 	ip := imagePath(id)
 	if _, ok := listed[ip]; !ok {
 		add(KindMissing, lp, "its image %s is not in the manifest", ip)
 	} else if b, ok := data[ip]; ok {
 		cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
 		switch {
-		case err != nil:
-			add(KindLabel, ip, "decoding: %v", err)
-		case format != "png":
-			add(KindLabel, ip, "format %s, want png", format)
+		case err != nil, format != "png":
+			// pixelHash reports it.
 		case cfg.Width != e.Width || cfg.Height != e.Height:
 			add(KindLabel, lp, "width, height: %dx%d, image is %dx%d", e.Width, e.Height, cfg.Width, cfg.Height)
+			// Check the labels against the picture itself.
+			e.Width, e.Height = cfg.Width, cfg.Height
 		}
 	}
 	var seg *image.Gray
