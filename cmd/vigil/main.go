@@ -7,6 +7,7 @@
 //	vigil bench    decode|ingest|infer ...           speed against peers
 //	vigil consume  --brokers B --topic T [--validate] read Kafka results as JSON lines
 //	vigil train    --task detect --out BUNDLE      train a model on generated scenes
+//	vigil dataset  validate|export|import DIR      hard-frame stores
 //	vigil version
 package main
 
@@ -32,6 +33,7 @@ commands:
   eval      score results (eval coco, eval mot)
   consume   print a Kafka topic's results as JSON lines, optionally validated
   train     train Vigil's own models on generated scenes (train --task detect)
+  dataset   check, export and import hard-frame stores (dataset validate|export|import)
   version   print the version
 
 Run 'vigil <command> -h' for a command's flags.
@@ -65,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runConsume(ctx, args[1:], stdout, stderr)
 	case "train":
 		err = runTrain(ctx, args[1:], stdout, stderr)
+	case "dataset":
+		err = runDataset(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "vigil", version())
 	case "help", "-h", "--help":
