@@ -122,7 +122,8 @@ func (d *centerNet) Decode(dst []frame.Detection, outs []Tensor, b int, tf prep.
 			continue
 		}
 		det := frame.Detection{Box: box, Class: p.c, Label: d.lab.label(p.c), Score: p.score}
-		if nk > 0 {
+		// The keypoint head is trained on people only.
+		if nk > 0 && (det.Label == "person" || det.Label == "") {
 			det.Keypoints = make(frame.Keypoints, nk)
 			for k := range nk {
 				kx, ky := tf.ToSource(cx+kps[(3*k)*plane+i], cy+kps[(3*k+1)*plane+i])
