@@ -347,6 +347,92 @@ type HardFrames struct {
 	// confirmed track's missed frames), quant_disagreement (int8 and fp32
 	// disagree), random (a control sample). It defaults to all five.
 	Miners []string `yaml:"miners" json:"miners"`
+	// Band configures the band miner.
+	Band HardFramesBand `yaml:"band" json:"band"`
+	// Flicker configures the flicker miner.
+	Flicker HardFramesFlicker `yaml:"flicker" json:"flicker"`
+	// TrackGap configures the track_gap miner.
+	TrackGap HardFramesTrackGap `yaml:"track_gap" json:"track_gap"`
+	// QuantDisagreement configures the quant_disagreement miner.
+	QuantDisagreement HardFramesQuant `yaml:"quant_disagreement" json:"quant_disagreement"`
+	// Random configures the random miner.
+	Random HardFramesRandom `yaml:"random" json:"random"`
+	// PerStreamPerMinute caps the frames kept per stream and minute of
+	// stream time (a token bucket); 0 means no cap. It defaults to 30.
+	PerStreamPerMinute int `yaml:"per_stream_per_minute" json:"per_stream_per_minute"`
+	// Burst is the token bucket's size: how many frames a stream may keep
+	// at once after a quiet spell. It defaults to 5.
+	Burst int `yaml:"burst" json:"burst"`
+	// DedupHamming drops a frame whose 64-bit perceptual hash (dHash of the
+	// luma) lies within this Hamming distance of one of the stream's last
+	// 64 kept frames, 0-64; 0 drops only equal hashes. It defaults to 6.
+	DedupHamming int `yaml:"dedup_hamming" json:"dedup_hamming"`
+	// QueueSize bounds the frames waiting to be written; past it frames
+	// are dropped and counted. It defaults to 32.
+	QueueSize int `yaml:"queue_size" json:"queue_size"`
+}
+
+// HardFramesBand keeps frames with a detection scoring within [Low, High),
+// a band around the detector's score threshold (detections below the
+// threshold arrive when the tracker's low-score pass kept them).
+type HardFramesBand struct {
+	// Low and High bound the band, 0 <= Low < High <= 1. They default to
+	// 0.2 and 0.45.
+	Low  float64 `yaml:"low" json:"low"`
+	High float64 `yaml:"high" json:"high"`
+}
+
+// HardFramesFlicker keeps frames where detections flicker: a detection
+// with no match in the Window analysed frames before and after it (a
+// likely false positive), or an object absent for 1 to MaxGap analysed
+// frames between two matches (a likely miss; the gap frames are kept).
+// Jin et al., "Unsupervised Hard Example Mining from Videos for Improved
+// Object Detection", ECCV 2018.
+type HardFramesFlicker struct {
+	// Window is how many analysed frames on each side an isolated
+	// detection has no match in, 1-8. It defaults to 1.
+	Window int `yaml:"window" json:"window"`
+	// MaxGap is the longest absence that counts as a flicker, 1-8. It
+	// defaults to 3.
+	MaxGap int `yaml:"max_gap" json:"max_gap"`
+	// MinIoU is the overlap at which two detections of one class in
+	// neighbouring frames match, in (0, 1]. It defaults to 0.5.
+	MinIoU float64 `yaml:"min_iou" json:"min_iou"`
+}
+
+// HardFramesTrackGap keeps the frames a confirmed track missed when it is
+// found again after Min to Max analysed frames, labelled with the track's
+// box interpolated across the gap.
+type HardFramesTrackGap struct {
+	// Min and Max bound the gap in analysed frames, 1 <= Min <= Max <= 8.
+	// They default to 1 and 3.
+	Min int `yaml:"min" json:"min"`
+	Max int `yaml:"max" json:"max"`
+}
+
+// HardFramesQuant runs the detector's other variant (fp32 beside int8, or
+// int8 beside fp32) on sampled frames and keeps those where the two
+// disagree: the F1 score of matching their detections is below MinF1.
+type HardFramesQuant struct {
+	// Every samples each stream's every Every-th analysed frame, >= 1. It
+	// defaults to 30.
+	Every int `yaml:"every" json:"every"`
+	// Variant is the variant to compare with; "" (the default) takes the
+	// bundle's first variant other than the serving one.
+	Variant string `yaml:"variant" json:"variant"`
+	// MinIoU is the overlap at which two detections of one class match,
+	// in (0, 1]. It defaults to 0.5.
+	MinIoU float64 `yaml:"min_iou" json:"min_iou"`
+	// MinF1 is the agreement below which a frame is kept, in (0, 1]. It
+	// defaults to 0.8.
+	MinF1 float64 `yaml:"min_f1" json:"min_f1"`
+}
+
+// HardFramesRandom keeps a random sample of analysed frames as a control.
+type HardFramesRandom struct {
+	// Rate is the probability of keeping each analysed frame, 0-1. It
+	// defaults to 0.01.
+	Rate float64 `yaml:"rate" json:"rate"`
 }
 
 // Miner names for HardFrames.Miners.
@@ -471,6 +557,21 @@ func (c *Config) ApplyDefaults() {
 	if h.Miners == nil {
 		h.Miners = append([]string(nil), allMiners...)
 	}
+	setDefault(&h.Band.Low, 0.2)
+	setDefault(&h.Band.High, 0.45)
+	setDefault(&h.Flicker.Window, 1)
+	setDefault(&h.Flicker.MaxGap, 3)
+	setDefault(&h.Flicker.MinIoU, 0.5)
+	setDefault(&h.TrackGap.Min, 1)
+	setDefault(&h.TrackGap.Max, 3)
+	setDefault(&h.QuantDisagreement.Every, 30)
+	setDefault(&h.QuantDisagreement.MinIoU, 0.5)
+	setDefault(&h.QuantDisagreement.MinF1, 0.8)
+	setDefault(&h.Random.Rate, 0.01)
+	setDefault(&h.PerStreamPerMinute, 30)
+	setDefault(&h.Burst, 5)
+	setDefault(&h.DedupHamming, 6)
+	setDefault(&h.QueueSize, 32)
 }
 
 func (m *Model) applyDefaults() {

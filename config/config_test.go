@@ -45,7 +45,13 @@ func TestParseEmptyGivesDefaults(t *testing.T) {
 		},
 		HardFrames: HardFrames{
 			Dir: "hardframes", MaxMB: 2048,
-			Miners: []string{"band", "flicker", "track_gap", "quant_disagreement", "random"},
+			Miners:             []string{"band", "flicker", "track_gap", "quant_disagreement", "random"},
+			Band:               HardFramesBand{Low: 0.2, High: 0.45},
+			Flicker:            HardFramesFlicker{Window: 1, MaxGap: 3, MinIoU: 0.5},
+			TrackGap:           HardFramesTrackGap{Min: 1, Max: 3},
+			QuantDisagreement:  HardFramesQuant{Every: 30, MinIoU: 0.5, MinF1: 0.8},
+			Random:             HardFramesRandom{Rate: 0.01},
+			PerStreamPerMinute: 30, Burst: 5, DedupHamming: 6, QueueSize: 32,
 		},
 	}
 	for _, tc := range []struct{ name, in string }{
@@ -223,6 +229,22 @@ streams:
 			"viewer.max_viewers: must be >= 1, got 0", "viewer.bitrate_kbps: must be in [0, 100000], got -1",
 			"viewer.key_interval: must be in [100ms, 1m], got 10ms"}},
 		{"api.token", `api: {token: "short secret"}`, []string{"api.token: must be at least 16 characters without white space"}},
+		{"hard_frames policies", `hard_frames: {band: {low: 0.5, high: 0.4}, flicker: {window: 0, max_gap: 9, min_iou: 0},
+  track_gap: {min: 3, max: 2}, quant_disagreement: {every: 0, min_iou: 1.5, min_f1: 0}, random: {rate: 2},
+  per_stream_per_minute: -1, burst: 0, dedup_hamming: 65, queue_size: 0}`, []string{
+			"hard_frames.band: must have 0 <= low < high <= 1, got low 0.5, high 0.4",
+			"hard_frames.flicker.window: must be in [1, 8], got 0",
+			"hard_frames.flicker.max_gap: must be in [1, 8], got 9",
+			"hard_frames.flicker.min_iou: must be in (0, 1], got 0",
+			"hard_frames.track_gap: must have 1 <= min <= max <= 8, got min 3, max 2",
+			"hard_frames.quant_disagreement.every: must be >= 1, got 0",
+			"hard_frames.quant_disagreement.min_iou: must be in (0, 1], got 1.5",
+			"hard_frames.quant_disagreement.min_f1: must be in (0, 1], got 0",
+			"hard_frames.random.rate: must be in [0, 1], got 2",
+			"hard_frames.per_stream_per_minute: must be >= 0, got -1",
+			"hard_frames.burst: must be >= 1, got 0",
+			"hard_frames.dedup_hamming: must be in [0, 64], got 65",
+			"hard_frames.queue_size: must be >= 1, got 0"}},
 		{"hard_frames miners", `hard_frames: {miners: [band, blur, band]}`, []string{
 			`hard_frames.miners[1]: must be band, flicker, track_gap, quant_disagreement or random, got "blur"`,
 			`hard_frames.miners[2]: duplicate of hard_frames.miners[0] "band"`}},
@@ -553,4 +575,23 @@ func TestLoadNamesThePath(t *testing.T) {
 	_, err = Load(invalid)
 	require.ErrorContains(t, err, invalid)
 	require.ErrorContains(t, err, "log.level:")
+}
+
+// TestHardFramesPartialSections: a hard_frames policy section that sets
+// one key keeps the defaults of the others, and an explicit zero stays.
+func TestHardFramesPartialSections(t *testing.T) {
+	c, err := Parse([]byte(`
+hard_frames:
+  band: {low: 0.1}
+  quant_disagreement: {variant: fp32}
+  random: {rate: 0}
+  per_stream_per_minute: 0
+`))
+	require.NoError(t, err)
+	h := c.HardFrames
+	require.Equal(t, HardFramesBand{Low: 0.1, High: 0.45}, h.Band)
+	require.Equal(t, HardFramesQuant{Every: 30, Variant: "fp32", MinIoU: 0.5, MinF1: 0.8}, h.QuantDisagreement)
+	require.Zero(t, h.Random.Rate)
+	require.Zero(t, h.PerStreamPerMinute)
+	require.Equal(t, 5, h.Burst)
 }

@@ -200,6 +200,46 @@ func (c *Config) Validate() error {
 			p.addf(path, "duplicate of hard_frames.miners[%d] %q", j, m)
 		}
 	}
+	if b := h.Band; !(b.Low >= 0 && b.Low < b.High && b.High <= 1) {
+		p.addf("hard_frames.band", "must have 0 <= low < high <= 1, got low %g, high %g", b.Low, b.High)
+	}
+	if f := h.Flicker; f.Window < 1 || f.Window > 8 {
+		p.addf("hard_frames.flicker.window", "must be in [1, 8], got %d", f.Window)
+	}
+	if f := h.Flicker; f.MaxGap < 1 || f.MaxGap > 8 {
+		p.addf("hard_frames.flicker.max_gap", "must be in [1, 8], got %d", f.MaxGap)
+	}
+	if f := h.Flicker; !(f.MinIoU > 0 && f.MinIoU <= 1) {
+		p.addf("hard_frames.flicker.min_iou", "must be in (0, 1], got %g", f.MinIoU)
+	}
+	if g := h.TrackGap; !(g.Min >= 1 && g.Min <= g.Max && g.Max <= 8) {
+		p.addf("hard_frames.track_gap", "must have 1 <= min <= max <= 8, got min %d, max %d", g.Min, g.Max)
+	}
+	q := h.QuantDisagreement
+	if q.Every < 1 {
+		p.addf("hard_frames.quant_disagreement.every", "must be >= 1, got %d", q.Every)
+	}
+	if !(q.MinIoU > 0 && q.MinIoU <= 1) {
+		p.addf("hard_frames.quant_disagreement.min_iou", "must be in (0, 1], got %g", q.MinIoU)
+	}
+	if !(q.MinF1 > 0 && q.MinF1 <= 1) {
+		p.addf("hard_frames.quant_disagreement.min_f1", "must be in (0, 1], got %g", q.MinF1)
+	}
+	if r := h.Random.Rate; !(r >= 0 && r <= 1) {
+		p.addf("hard_frames.random.rate", "must be in [0, 1], got %g", r)
+	}
+	if h.PerStreamPerMinute < 0 {
+		p.addf("hard_frames.per_stream_per_minute", "must be >= 0, got %d", h.PerStreamPerMinute)
+	}
+	if h.Burst < 1 {
+		p.addf("hard_frames.burst", "must be >= 1, got %d", h.Burst)
+	}
+	if h.DedupHamming < 0 || h.DedupHamming > 64 {
+		p.addf("hard_frames.dedup_hamming", "must be in [0, 64], got %d", h.DedupHamming)
+	}
+	if h.QueueSize < 1 {
+		p.addf("hard_frames.queue_size", "must be >= 1, got %d", h.QueueSize)
+	}
 	return p.err()
 }
 

@@ -48,6 +48,8 @@ type Engine struct {
 	ortOnce sync.Once
 	ortErr  error
 
+	variants variantSet // side models of RunVariant (variant.go)
+
 	mu     sync.RWMutex
 	models map[string]*Model
 	cfgs   map[string]config.Model // the config each model was loaded from
@@ -167,6 +169,7 @@ func (e *Engine) Unload(name string) {
 	delete(e.cfgs, name)
 	e.mu.Unlock()
 	e.endProbation(name)
+	e.variants.close(name)
 	if m != nil {
 		m.Close()
 		e.metrics.deleteModel(name)
@@ -206,6 +209,7 @@ func (e *Engine) Close() error {
 	for _, m := range ms {
 		m.Close()
 	}
+	e.variants.close("")
 	return nil
 }
 

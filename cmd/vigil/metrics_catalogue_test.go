@@ -22,6 +22,7 @@ import (
 	"github.com/vigil-video/vigil/inference"
 	"github.com/vigil-video/vigil/internal/shareddata"
 	"github.com/vigil-video/vigil/pipeline"
+	"github.com/vigil-video/vigil/sinks/hardframe"
 	"github.com/vigil-video/vigil/sinks/jsonl"
 	kafkasink "github.com/vigil-video/vigil/sinks/kafka"
 	"github.com/vigil-video/vigil/sinks/viewer"
@@ -124,7 +125,7 @@ func (d *describingRegisterer) described(t *testing.T) map[string][]string {
 // TestMetricsCatalogue builds what `vigil serve` registers metrics for —
 // the Go and process collectors, an inference engine with a model, a
 // pipeline with a synthetic stream and a tracker, the JSONL sink and the
-// Kafka sink on an in-process broker, the viewer and the API guard — runs a few frames through it, and
+// Kafka sink on an in-process broker, the viewer, the hard-frame miner and the API guard — runs a few frames through it, and
 // checks the registry against the README's table: every vigil_* metric is
 // listed with its type and labels, every row names a registered metric,
 // and the gathered metrics pass promlint.
@@ -160,6 +161,11 @@ func TestMetricsCatalogue(t *testing.T) {
 	}
 
 	hub := viewer.New(viewer.Options{Registerer: rec, Logger: quiet})
+	hfCfg := config.Default().HardFrames
+	hfCfg.Dir = filepath.Join(t.TempDir(), "hardframes")
+	miner, err := hardframe.New(hardframe.Options{Config: hfCfg, Variants: eng, Registerer: rec, Logger: quiet})
+	require.NoError(t, err)
+	defer miner.Close(context.Background())
 	_ = pipeline.Guard("", rec, http.NotFoundHandler())
 
 	stream := config.Stream{ID: "synth", URL: "synth://?objects=4&w=320&h=240&fps=10&frames=6&realtime=0", Models: models}
@@ -171,6 +177,7 @@ func TestMetricsCatalogue(t *testing.T) {
 		Tracker:    &trackerCfg,
 		Sinks:      []pipeline.NamedSink{{Name: "jsonl", Sink: lines}, {Name: "kafka", Sink: kafka}, {Name: "viewer", Sink: hub}},
 		Tap:        hub,
+		Observers:  []pipeline.FrameObserver{miner},
 		Registerer: rec,
 		Logger:     quiet,
 		Offline:    true,

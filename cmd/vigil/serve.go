@@ -22,6 +22,7 @@ import (
 	"github.com/vigil-video/vigil/inference"
 	"github.com/vigil-video/vigil/ingest/whip"
 	"github.com/vigil-video/vigil/pipeline"
+	"github.com/vigil-video/vigil/sinks/hardframe"
 	"github.com/vigil-video/vigil/sinks/jsonl"
 	kafkasink "github.com/vigil-video/vigil/sinks/kafka"
 	"github.com/vigil-video/vigil/sinks/viewer"
@@ -118,6 +119,31 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(cfg.Models) > 0 {
 		analyzer = eng
 	}
+	var observers []pipeline.FrameObserver
+	if cfg.HardFrames.Enabled {
+		var classes []string
+		for _, mc := range cfg.Models {
+			if m, ok := eng.Model(mc.Name); ok && m.Bundle().Task == inference.TaskDetect {
+				classes = m.Bundle().Labels
+				break
+			}
+		}
+		miner, err := hardframe.New(hardframe.Options{Config: cfg.HardFrames, Classes: classes, Variants: eng, Registerer: reg, Logger: log})
+		if err != nil {
+			return err
+		}
+		// Deferred after the engine's Close, so it runs before it: the
+		// miner's last quant_disagreement checks still find their models.
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.ShutdownTimeout))
+			defer cancel()
+			if err := miner.Close(cctx); err != nil {
+				log.Error("hard-frame store not closed cleanly", "err", err)
+			}
+		}()
+		log.Info("mining hard frames", "dir", cfg.HardFrames.Dir, "miners", cfg.HardFrames.Miners)
+		observers = append(observers, miner)
+	}
 	var p *pipeline.Pipeline
 	var tap pipeline.MediaTap
 	var hub *viewer.Hub
@@ -149,6 +175,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Logger:          log,
 		ShutdownTimeout: time.Duration(cfg.ShutdownTimeout),
 		Tap:             tap,
+		Observers:       observers,
 	})
 	if err != nil {
 		if hub != nil {
