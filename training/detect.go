@@ -27,6 +27,10 @@ type Augmenter func(s dataset.Sample, rng *rand.Rand, w, h int) (dataset.Sample,
 // DetectOptions configure TrainDetector.
 type DetectOptions struct {
 	Model models.CenterNetConfig
+	// Init, when set, is the model training starts from (fine-tuning):
+	// its weights are trained in place and its configuration replaces
+	// Model.
+	Init *models.CenterNet
 	// Seed makes the run deterministic: weights, shuffling, augmentation.
 	Seed uint64
 	// Batch is the images per step (8) and Steps the number of steps.
@@ -154,7 +158,8 @@ type trainState struct {
 // (mAP@0.5 picks the weights kept), and returns the model with its history.
 // Steps run on one goroutine's graph; the convolutions use every core.
 func TrainDetector(ctx context.Context, opts DetectOptions, train, val dataset.Source) (*DetectResult, error) {
-	if err := opts.defaults(); err != nil {
+	err := opts.defaults()
+	if err != nil {
 		return nil, err
 	}
 	if train.Len() == 0 || val.Len() == 0 {
@@ -163,8 +168,10 @@ func TrainDetector(ctx context.Context, opts DetectOptions, train, val dataset.S
 	// The layers parallelise over the batch; OpenBLAS threads would fight
 	// them for the same cores (and make sums depend on timing).
 	openblas.SetThreads(1)
-	m, err := models.NewCenterNet(opts.Model, opts.Seed)
-	if err != nil {
+	m := opts.Init
+	if m != nil {
+		opts.Model = m.Cfg
+	} else if m, err = models.NewCenterNet(opts.Model, opts.Seed); err != nil {
 		return nil, err
 	}
 	res := &DetectResult{Model: m, Best: Validation{MAP50: -1}}

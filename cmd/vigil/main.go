@@ -7,6 +7,7 @@
 //	vigil bench    decode|ingest|infer ...           speed against peers
 //	vigil consume  --brokers B --topic T [--validate] read Kafka results as JSON lines
 //	vigil train    --task detect --out BUNDLE      train a model on generated scenes
+//	vigil retrain  --base B --data DIR --out B     fine-tune on hard frames, gate, publish
 //	vigil dataset  validate|export|import DIR      hard-frame stores
 //	vigil version
 package main
@@ -33,6 +34,7 @@ commands:
   eval      score results (eval coco, eval mot)
   consume   print a Kafka topic's results as JSON lines, optionally validated
   train     train Vigil's own models on generated scenes (train --task detect)
+  retrain   fine-tune a model on hard frames, gate it against the current one, publish it
   dataset   check, export and import hard-frame stores (dataset validate|export|import)
   version   print the version
 
@@ -67,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runConsume(ctx, args[1:], stdout, stderr)
 	case "train":
 		err = runTrain(ctx, args[1:], stdout, stderr)
+	case "retrain":
+		err = runRetrain(ctx, args[1:], stdout, stderr)
 	case "dataset":
 		err = runDataset(ctx, args[1:], stdout, stderr)
 	case "version":
@@ -84,6 +88,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, errUsage):
 		return 2
+	}
+	// Commands with exit statuses of their own (retrain: 3 when its
+	// candidate is not published).
+	var ec *exitError
+	switch {
+	case errors.As(err, &ec):
+		fmt.Fprintf(stderr, "vigil %s: %v\n", args[0], err)
+		return ec.ExitCode()
 	default:
 		fmt.Fprintf(stderr, "vigil %s: %v\n", args[0], err)
 		return 1
