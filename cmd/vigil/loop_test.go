@@ -26,6 +26,7 @@ type loopSize struct {
 	full           bool
 	frames         int // per night stream
 	steps          int
+	lr             string
 	replay         int // day frames mixed into fine-tuning
 	evalFrames     int
 	margin         string
@@ -38,13 +39,26 @@ type loopSize struct {
 }
 
 func loopSizeFromEnv() loopSize {
+	sz := loopSize{frames: 60, steps: 3, lr: "5e-4", replay: 4, evalFrames: 6, margin: "-1", maxDrop: "1",
+		trainTimeout: 5 * time.Minute, miningTimeout: 2 * time.Minute, streamsPerSeed: []int{11}}
 	if os.Getenv("VIGIL_LOOP") == "full" {
-		return loopSize{full: true, frames: 900, steps: 300, replay: 60, evalFrames: 100, margin: "0.02", maxDrop: "0.02",
+		sz = loopSize{full: true, frames: 600, steps: 200, lr: "3e-4", replay: 100, evalFrames: 100, margin: "0.02", maxDrop: "0.02",
 			trainTimeout: 30 * time.Minute, miningTimeout: 10 * time.Minute, expectGain: 0.10, maxDayDrop: 0.02,
 			streamsPerSeed: []int{11, 12, 13}}
 	}
-	return loopSize{frames: 60, steps: 3, replay: 4, evalFrames: 6, margin: "-1", maxDrop: "1",
-		trainTimeout: 5 * time.Minute, miningTimeout: 2 * time.Minute, streamsPerSeed: []int{11}}
+	// VIGIL_LOOP_FRAMES, _STEPS, _LR and _REPLAY override the run's size.
+	atoi := func(key string, v *int) {
+		if n, err := strconv.Atoi(os.Getenv(key)); err == nil {
+			*v = n
+		}
+	}
+	atoi("VIGIL_LOOP_FRAMES", &sz.frames)
+	atoi("VIGIL_LOOP_STEPS", &sz.steps)
+	atoi("VIGIL_LOOP_REPLAY", &sz.replay)
+	if v := os.Getenv("VIGIL_LOOP_LR"); v != "" {
+		sz.lr = v
+	}
+	return sz
 }
 
 func nightURL(seed, frames int) string {
@@ -195,7 +209,7 @@ func retrain(t *testing.T, sz loopSize, store, labels, out string, extra ...stri
 		"--eval", fmt.Sprintf("synth://?domain=night&seed=900&frames=%d&w=640&h=360", sz.evalFrames),
 		"--keep-eval", fmt.Sprintf("synth://?domain=day&seed=900&frames=%d&w=640&h=360", sz.evalFrames),
 		"--replay", fmt.Sprintf("synth://?domain=day&seed=500&frames=%d&sequences=5&w=640&h=360", sz.replay),
-		"--steps", strconv.Itoa(sz.steps), "--margin", sz.margin, "--max-drop", sz.maxDrop, "--int8-frames", "8", "--out", out}
+		"--steps", strconv.Itoa(sz.steps), "--lr", sz.lr, "--margin", sz.margin, "--max-drop", sz.maxDrop, "--int8-frames", "8", "--out", out}
 	r := vigil(t, sz.trainTimeout, append(args, extra...)...)
 	require.Contains(t, []int{0, 3}, r.code, "retrain %s: %s\n%s", labels, r.stdout, r.stderr)
 	var res retrainResult

@@ -93,10 +93,16 @@ type probe struct {
 // VIGIL_UPDATE_DOCS=1 it also writes docs/viewer.png.
 func TestViewerInChromium(t *testing.T) {
 	shareddata.NeedCommands(t, "chromium")
-	const (
-		fps   = 10
-		token = "e2e-token-0123456789"
-	)
+	const token = "e2e-token-0123456789"
+	// Every frame is analysed, so that each displayed frame has its own
+	// result: 5 fps leaves the race-enabled server time for that on a busy
+	// CI machine. The screenshot for the docs shows all three models at 10
+	// fps.
+	fps, models := 5, "[detector, segmenter]"
+	docs := os.Getenv("VIGIL_UPDATE_DOCS") == "1"
+	if docs {
+		fps, models = 10, "[detector, segmenter, reid]"
+	}
 	dir := t.TempDir()
 	results := filepath.Join(dir, "results.jsonl")
 	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
@@ -109,10 +115,10 @@ streams:
   - id: synth
     url: "synth://?objects=8&w=1280&h=720&fps=%d&seed=4&stamp=1"
     infer_fps: %d
-    models: [detector, segmenter, reid]
+    models: %s
 sinks:
   jsonl: {enabled: true, path: %q}
-`, token, fps, fps, results)
+`, token, fps, fps, models, results)
 	cfgPath := filepath.Join(dir, "vigil.yaml")
 	require.NoError(t, os.WriteFile(cfgPath, []byte(cfg), 0o644))
 	_, base, stderr := startServe(t, "--config", cfgPath)
@@ -184,7 +190,7 @@ sinks:
 	// drawImage, which on a busy machine sometimes gets a newer frame than
 	// the one the callback names, so its median must be 0 and most frames
 	// must agree.
-	interval := 1000.0 / fps
+	interval := 1000.0 / float64(fps)
 	t.Logf("alignment (rtp): n=%d mean=%.1f ms max=%.1f ms; (stamp) n=%d mean=%.1f median=%.1f max=%.1f, agreeing with rtp %d/%d; late results %d, video delay %.0f ms; glass-to-glass n=%d median=%.0f ms p95=%.0f ms; server latency %.0f ms, inference %.1f ms",
 		later.AlignRTP.N, later.AlignRTP.Mean, later.AlignRTP.MaxAbs, later.AlignStamp.N, later.AlignStamp.Mean, later.AlignStamp.Median, later.AlignStamp.MaxAbs,
 		later.StampVsRTP.Agree, later.StampVsRTP.N,
@@ -195,14 +201,14 @@ sinks:
 	require.Greater(t, later.Glass.N, 20)
 	require.True(t, later.Glass.Median > 0 && later.Glass.Median < 2000, "glass-to-glass %.0f ms", later.Glass.Median)
 	require.Equal(t, "encoded", later.Stats.Video)
-	require.InDelta(t, fps, later.Stats.FPSIn, 3)
+	require.InDelta(t, fps, later.Stats.FPSIn, 2)
 
 	shot, err := page.Screenshot(ctx)
 	require.NoError(t, err)
 	img, err := png.Decode(bytes.NewReader(shot))
 	require.NoError(t, err)
 	require.Equal(t, 1280, img.Bounds().Dx())
-	if os.Getenv("VIGIL_UPDATE_DOCS") == "1" {
+	if docs {
 		require.NoError(t, os.WriteFile(filepath.Join("..", "..", "docs", "viewer.png"), shot, 0o644))
 	}
 	require.Empty(t, page.Errors(), "JavaScript errors")

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -66,6 +67,8 @@ func startServer(t *testing.T, streams []config.Stream, opts viewer.Options) *se
 			return viewer.StreamInfo{Models: []viewer.ModelInfo{{Name: "det", Task: "detect", Labels: []string{"person"}}}}, ids[id]
 		}
 	}
+	// ICE gathers on loopback only: nothing a test starts listens elsewhere.
+	opts.IPFilter = func(ip net.IP) bool { return ip.IsLoopback() }
 	hub := viewer.New(opts)
 	tr := tracking.Options{Mode: tracking.ModeSORT}
 	p, err := pipeline.New(pipeline.Options{
