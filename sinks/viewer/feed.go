@@ -211,8 +211,9 @@ func (f *feed) queueOverlay(s *session, msg []byte) {
 	}
 }
 
-// sendStats sends the stats message of the last interval dt.
-func (f *feed) sendStats(dt time.Duration) {
+// sendStats sends the stats message of the last interval dt. It reports
+// false when the stream is gone (its viewers are then closed).
+func (f *feed) sendStats(dt time.Duration) bool {
 	in, an := f.framesIn.Load(), f.analyzed.Load()
 	inferNS, latNS := f.inferNS.Load(), f.latencyNS.Load()
 	n := an - f.lastAnalyzed
@@ -232,21 +233,21 @@ func (f *feed) sendStats(dt time.Duration) {
 	}
 	f.lastIn, f.lastAnalyzed, f.lastInferNS, f.lastLatencyNS = in, an, inferNS, latNS
 	viewers := f.list()
-	if len(viewers) == 0 {
-		return
-	}
 	if d := f.h.opts.Describe; d != nil {
 		if _, ok := d(f.id); !ok {
 			for _, s := range viewers {
 				s.close("stream removed")
 			}
-			return
+			return false
 		}
 	}
-	msg := marshal(m)
-	for _, s := range viewers {
-		f.queueOverlay(s, msg)
+	if len(viewers) > 0 {
+		msg := marshal(m)
+		for _, s := range viewers {
+			f.queueOverlay(s, msg)
+		}
 	}
+	return true
 }
 
 // add and remove change the viewer list; the encoder runs while it is not

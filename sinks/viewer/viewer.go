@@ -239,11 +239,26 @@ func (h *Hub) statsLoop(ctx context.Context) {
 			}
 			h.mu.RUnlock()
 			for _, f := range feeds {
-				f.sendStats(now.Sub(last))
+				if !f.sendStats(now.Sub(last)) {
+					h.forget(f)
+				}
 			}
 			last = now
 		}
 	}
+}
+
+// forget drops the feed of a stream that is gone, and its metric series;
+// a stream added again under the same ID gets a fresh one.
+func (h *Hub) forget(f *feed) {
+	h.mu.Lock()
+	if h.feeds[f.id] == f {
+		delete(h.feeds, f.id)
+	}
+	h.mu.Unlock()
+	h.metrics.sessions.DeleteLabelValues(f.id)
+	h.metrics.droppedVideo.DeleteLabelValues(f.id)
+	h.metrics.droppedOverlay.DeleteLabelValues(f.id)
 }
 
 func marshal(v any) []byte {

@@ -58,20 +58,19 @@ func startServer(t *testing.T, streams []config.Stream, opts viewer.Options) *se
 	for i := range streams {
 		streams[i].ApplyDefaults()
 	}
+	var p *pipeline.Pipeline // set before the hub serves anyone
 	if opts.Describe == nil {
-		ids := map[string]bool{}
-		for _, s := range streams {
-			ids[s.ID] = true
-		}
 		opts.Describe = func(id string) (viewer.StreamInfo, bool) {
-			return viewer.StreamInfo{Models: []viewer.ModelInfo{{Name: "det", Task: "detect", Labels: []string{"person"}}}}, ids[id]
+			_, ok := p.StreamConfig(id)
+			return viewer.StreamInfo{Models: []viewer.ModelInfo{{Name: "det", Task: "detect", Labels: []string{"person"}}}}, ok
 		}
 	}
 	// ICE gathers on loopback only: nothing a test starts listens elsewhere.
 	opts.IPFilter = func(ip net.IP) bool { return ip.IsLoopback() }
 	hub := viewer.New(opts)
 	tr := tracking.Options{Mode: tracking.ModeSORT}
-	p, err := pipeline.New(pipeline.Options{
+	var err error
+	p, err = pipeline.New(pipeline.Options{
 		Streams: streams, Analyzer: boxAnalyzer{}, Tracker: &tr,
 		Sinks: []pipeline.NamedSink{{Name: "viewer", Sink: hub}}, Tap: hub,
 	})
@@ -404,4 +403,19 @@ func TestWHEPErrors(t *testing.T) {
 	require.Eventually(t, func() bool { return srv.hub.Sessions() == 0 }, 20*time.Second, 100*time.Millisecond)
 	srv.stop()
 	http.DefaultClient.CloseIdleConnections()
+}
+
+// TestWHEPStreamRemoved: removing a stream ends its viewers' sessions.
+func TestWHEPStreamRemoved(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+	srv := startServer(t, []config.Stream{synthStream("cam")}, viewer.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var rec recorder
+	v, err := viewertest.Dial(ctx, srv.http.URL+"/whep/cam", rec.options())
+	require.NoError(t, err)
+	require.NoError(t, srv.p.Remove(ctx, "cam"))
+	require.Eventually(t, func() bool { return srv.hub.Sessions() == 0 }, 5*time.Second, 20*time.Millisecond)
+	require.NoError(t, v.Close(false))
+	srv.stop()
 }
