@@ -32,10 +32,11 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/vigil-video/vigil/frame"
+	"github.com/vigil-video/vigil/internal/wish"
 )
 
 // MaxOfferSize bounds the SDP offer a publisher may POST.
-const MaxOfferSize = 64 << 10
+const MaxOfferSize = wish.MaxOfferSize
 
 // Errors of Attach.
 var (
@@ -283,44 +284,9 @@ func (s *Server) Sessions() int {
 // The path prefix before the stream ID is ignored, so the handler can be
 // mounted anywhere.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Expose-Headers", "Location")
-	streamID, sessionID, ok := parsePath(r.URL.Path)
-	if !ok {
-		http.Error(w, "path must be /whip/{stream} or /whip/{stream}/{session}", http.StatusNotFound)
-		return
-	}
-	switch {
-	case r.Method == http.MethodOptions:
-		h.Set("Access-Control-Allow-Methods", "POST, DELETE, OPTIONS")
-		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
-		h.Set("Accept-Post", "application/sdp")
-		w.WriteHeader(http.StatusNoContent)
-	case r.Method == http.MethodPost && sessionID == "":
-		s.post(w, r, streamID)
-	case r.Method == http.MethodDelete && sessionID != "":
-		s.delete(w, r, streamID, sessionID)
-	default:
-		h.Set("Allow", "POST, DELETE, OPTIONS")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-	}
-}
-
-// parsePath splits ".../whip/{stream}[/{session}]".
-func parsePath(p string) (streamID, sessionID string, ok bool) {
-	i := strings.Index(p, "/whip/")
-	if i < 0 {
-		return "", "", false
-	}
-	parts := strings.Split(p[i+len("/whip/"):], "/")
-	switch {
-	case len(parts) == 1 && parts[0] != "":
-		return parts[0], "", true
-	case len(parts) == 2 && parts[0] != "" && parts[1] != "":
-		return parts[0], parts[1], true
-	}
-	return "", "", false
+	wish.Serve(w, r, "whip",
+		func(stream string) { s.post(w, r, stream) },
+		func(stream, session string) { s.delete(w, r, stream, session) })
 }
 
 // authorize checks the Bearer token and writes the 401 when it is wrong.
@@ -356,18 +322,9 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, streamID string) {
 	if !authorize(w, r, opts.Token) {
 		return
 	}
-	if ct := r.Header.Get("Content-Type"); !strings.EqualFold(strings.TrimSpace(strings.Split(ct, ";")[0]), "application/sdp") {
-		http.Error(w, fmt.Sprintf("content type must be application/sdp, not %q", ct), http.StatusUnsupportedMediaType)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxOfferSize))
+	body, code, err := wish.ReadOffer(w, r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			http.Error(w, fmt.Sprintf("offer larger than %d bytes", MaxOfferSize), http.StatusRequestEntityTooLarge)
-			return
-		}
-		http.Error(w, "reading offer: "+err.Error(), http.StatusBadRequest)
+		http.Error(w, err.Error(), code)
 		return
 	}
 	if err := checkOffer(body); err != nil {

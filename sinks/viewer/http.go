@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
+
+	"github.com/vigil-video/vigil/internal/wish"
 )
 
 // MaxOfferSize bounds the SDP offer a viewer may POST.
-const MaxOfferSize = 64 << 10
+const MaxOfferSize = wish.MaxOfferSize
 
 // ServeHTTP serves WHEP (draft-ietf-wish-whep):
 //
@@ -20,43 +21,9 @@ const MaxOfferSize = 64 << 10
 // The path prefix before "/whep/" is ignored. Authorisation is the
 // caller's: the server wraps the handler with the API's token check.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	hdr := w.Header()
-	hdr.Set("Access-Control-Allow-Origin", "*")
-	hdr.Set("Access-Control-Expose-Headers", "Location")
-	stream, session, ok := parsePath(r.URL.Path)
-	if !ok {
-		http.Error(w, "path must be /whep/{stream} or /whep/{stream}/{session}", http.StatusNotFound)
-		return
-	}
-	switch {
-	case r.Method == http.MethodOptions:
-		hdr.Set("Access-Control-Allow-Methods", "POST, DELETE, OPTIONS")
-		hdr.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
-		hdr.Set("Accept-Post", "application/sdp")
-		w.WriteHeader(http.StatusNoContent)
-	case r.Method == http.MethodPost && session == "":
-		h.post(w, r, stream)
-	case r.Method == http.MethodDelete && session != "":
-		h.delete(w, stream, session)
-	default:
-		hdr.Set("Allow", "POST, DELETE, OPTIONS")
-		http.Error(w, "method not allowed (WHEP here takes POST of an offer with all candidates, and DELETE)", http.StatusMethodNotAllowed)
-	}
-}
-
-func parsePath(p string) (stream, session string, ok bool) {
-	i := strings.Index(p, "/whep/")
-	if i < 0 {
-		return "", "", false
-	}
-	parts := strings.Split(p[i+len("/whep/"):], "/")
-	switch {
-	case len(parts) == 1 && parts[0] != "":
-		return parts[0], "", true
-	case len(parts) == 2 && parts[0] != "" && parts[1] != "":
-		return parts[0], parts[1], true
-	}
-	return "", "", false
+	wish.Serve(w, r, "whep",
+		func(stream string) { h.post(w, r, stream) },
+		func(stream, session string) { h.delete(w, stream, session) })
 }
 
 func (h *Hub) post(w http.ResponseWriter, r *http.Request, stream string) {
@@ -72,18 +39,9 @@ func (h *Hub) post(w http.ResponseWriter, r *http.Request, stream string) {
 			return
 		}
 	}
-	if ct := r.Header.Get("Content-Type"); !strings.EqualFold(strings.TrimSpace(strings.Split(ct, ";")[0]), "application/sdp") {
-		fail(http.StatusUnsupportedMediaType, "bad_request", fmt.Sprintf("content type must be application/sdp, not %q", ct))
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxOfferSize))
+	body, code, err := wish.ReadOffer(w, r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			fail(http.StatusRequestEntityTooLarge, "bad_request", fmt.Sprintf("offer larger than %d bytes", MaxOfferSize))
-			return
-		}
-		fail(http.StatusBadRequest, "bad_request", "reading offer: "+err.Error())
+		fail(code, "bad_request", err.Error())
 		return
 	}
 	s, answer, err := h.newSession(r.Context(), stream, info, string(body))
