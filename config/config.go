@@ -365,7 +365,8 @@ type HardFrames struct {
 	Burst int `yaml:"burst" json:"burst"`
 	// DedupHamming drops a frame whose 64-bit perceptual hash (dHash of the
 	// luma) lies within this Hamming distance of one of the stream's last
-	// 64 kept frames, 0-64; 0 drops only equal hashes. It defaults to 6.
+	// 64 kept frames, 0-64; 0 drops only equal hashes, -1 keeps
+	// near-duplicates (a plain sample). It defaults to 6.
 	DedupHamming int `yaml:"dedup_hamming" json:"dedup_hamming"`
 	// QueueSize bounds the frames waiting to be written; past it frames
 	// are dropped and counted. It defaults to 32.

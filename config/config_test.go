@@ -243,7 +243,7 @@ streams:
 			"hard_frames.random.rate: must be in [0, 1], got 2",
 			"hard_frames.per_stream_per_minute: must be >= 0, got -1",
 			"hard_frames.burst: must be >= 1, got 0",
-			"hard_frames.dedup_hamming: must be in [0, 64], got 65",
+			"hard_frames.dedup_hamming: must be in [-1, 64], got 65",
 			"hard_frames.queue_size: must be >= 1, got 0"}},
 		{"hard_frames miners", `hard_frames: {miners: [band, blur, band]}`, []string{
 			`hard_frames.miners[1]: must be band, flicker, track_gap, quant_disagreement or random, got "blur"`,

@@ -234,8 +234,8 @@ func (c *Config) Validate() error {
 	if h.Burst < 1 {
 		p.addf("hard_frames.burst", "must be >= 1, got %d", h.Burst)
 	}
-	if h.DedupHamming < 0 || h.DedupHamming > 64 {
-		p.addf("hard_frames.dedup_hamming", "must be in [0, 64], got %d", h.DedupHamming)
+	if h.DedupHamming < -1 || h.DedupHamming > 64 {
+		p.addf("hard_frames.dedup_hamming", "must be in [-1, 64], got %d", h.DedupHamming)
 	}
 	if h.QueueSize < 1 {
 		p.addf("hard_frames.queue_size", "must be >= 1, got %d", h.QueueSize)

@@ -274,7 +274,7 @@ func check(c config.HardFrames) error {
 	add(c.Random.Rate >= 0 && c.Random.Rate <= 1, "random.rate", "must be in [0, 1]", c.Random.Rate)
 	add(c.PerStreamPerMinute >= 0, "per_stream_per_minute", "must be >= 0", c.PerStreamPerMinute)
 	add(c.Burst >= 1, "burst", "must be >= 1", c.Burst)
-	add(c.DedupHamming >= 0 && c.DedupHamming <= 64, "dedup_hamming", "must be in [0, 64]", c.DedupHamming)
+	add(c.DedupHamming >= -1 && c.DedupHamming <= 64, "dedup_hamming", "must be in [-1, 64]", c.DedupHamming)
 	add(c.QueueSize >= 1, "queue_size", "must be >= 1", c.QueueSize)
 	return errors.Join(errs...)
 }
@@ -587,7 +587,7 @@ func (m *Miner) process(ctx context.Context, j job) {
 	}
 	st := j.st
 	h, hashed := dHash(j.f)
-	if hashed {
+	if hashed && m.cfg.DedupHamming >= 0 {
 		for _, o := range st.hashes {
 			if hamming(h, o) <= m.cfg.DedupHamming {
 				m.m.skipped[SkipDuplicate].Inc()

@@ -314,7 +314,7 @@ func TestRateLimit(t *testing.T) {
 
 // TestDedup: a still night scene, every frame picked, keeps only frames
 // that differ from the kept ones by more than dedup_hamming bits; with
-// different scenes every frame is kept.
+// different scenes, or with dedup off (-1), every frame is kept.
 func TestDedup(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -324,6 +324,7 @@ func TestDedup(t *testing.T) {
 	}{
 		{"still night scene", true, 6, func(n int) bool { return n <= 3 }},
 		{"different scenes", false, 6, func(n int) bool { return n == 40 }},
+		{"still night scene, dedup off", true, -1, func(n int) bool { return n == 40 }},
 	} {
 		// Cells of 35x24 pixels average the night's sensor noise away;
 		// different scenes differ at any size.
