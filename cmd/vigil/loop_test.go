@@ -42,7 +42,7 @@ func loopSizeFromEnv() loopSize {
 	sz := loopSize{frames: 60, steps: 3, lr: "5e-4", replay: 4, evalFrames: 6, margin: "-1", maxDrop: "1",
 		trainTimeout: 5 * time.Minute, miningTimeout: 2 * time.Minute, streamsPerSeed: []int{11}}
 	if os.Getenv("VIGIL_LOOP") == "full" {
-		sz = loopSize{full: true, frames: 600, steps: 200, lr: "3e-4", replay: 100, evalFrames: 100, margin: "0.02", maxDrop: "0.02",
+		sz = loopSize{full: true, frames: 600, steps: 200, lr: "2e-4", replay: 150, evalFrames: 100, margin: "0.02", maxDrop: "0.02",
 			trainTimeout: 30 * time.Minute, miningTimeout: 10 * time.Minute, expectGain: 0.10, maxDayDrop: 0.02,
 			streamsPerSeed: []int{11, 12, 13}}
 	}
