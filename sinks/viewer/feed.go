@@ -2,7 +2,6 @@ package viewer
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -46,13 +45,12 @@ type feed struct {
 	height     int
 
 	// Counters for the stats message, written by the taps and Write.
-	framesIn, analyzed            atomic.Uint64
-	inferNS, latencyNS            atomic.Int64
-	activeTracks                  atomic.Int64
-	droppedVideo, droppedOverlay  atomic.Uint64
-	lastIn, lastAnalyzed          uint64 // owned by the stats loop
-	lastInferNS, lastLatencyNS    int64
-	lastStatsIn, lastStatsAnalyze float64
+	framesIn, analyzed           atomic.Uint64
+	inferNS, latencyNS           atomic.Int64
+	activeTracks                 atomic.Int64
+	droppedVideo, droppedOverlay atomic.Uint64
+	lastIn, lastAnalyzed         uint64 // owned by the stats loop
+	lastInferNS, lastLatencyNS   int64
 }
 
 func newFeed(h *Hub, id string) *feed {
@@ -355,7 +353,7 @@ func (e *encoder) run(ctx context.Context) {
 			}
 		}
 	}()
-	errLogged := time.Time{}
+	var errLogged time.Time // encoding errors are logged once a minute
 	emit := func(p *frame.Packet) {
 		f.broadcast(accessUnit{data: slices.Clone(p.Data), pts: p.PTS, key: p.KeyFrame})
 	}
@@ -399,7 +397,7 @@ func (e *encoder) run(ctx context.Context) {
 		fr.Release()
 		if err != nil {
 			f.h.metrics.errors.WithLabelValues("encode").Inc()
-			if time.Since(errLogged) > time.Minute || errors.Is(err, context.Canceled) {
+			if time.Since(errLogged) > time.Minute {
 				f.h.log.Warn("viewer: encoding a frame failed", "stream", f.id, "err", err)
 				errLogged = time.Now()
 			}
