@@ -55,6 +55,51 @@ type Config struct {
 	Sinks Sinks `yaml:"sinks" json:"sinks"`
 	// HardFrames configures the hard-frame miner that feeds retraining.
 	HardFrames HardFrames `yaml:"hard_frames" json:"hard_frames"`
+	// Retrain schedules `vigil retrain` on the hard-frame store.
+	Retrain Retrain `yaml:"retrain" json:"retrain"`
+}
+
+// Retrain runs `vigil retrain` in a separate process on the hard-frame
+// store, at a time of day or when enough new hard frames were kept, and
+// lets its gate decide: a candidate that passes is published to the
+// model's registry and the server hot-reloads it.
+type Retrain struct {
+	// Enabled turns the schedule on. It defaults to false.
+	Enabled bool `yaml:"enabled" json:"enabled"`
+	// Model names the configured model to retrain; its bundle must be a
+	// model folder of a registry. Required when enabled.
+	Model string `yaml:"model" json:"model"`
+	// At is a local time of day, "HH:MM", to retrain every day; empty
+	// means no daily run. It defaults to "".
+	At string `yaml:"at" json:"at"`
+	// MinNewFrames retrains as soon as the miners have kept this many
+	// frames since the last run (or the start); 0 means never by count.
+	// It defaults to 0.
+	MinNewFrames int `yaml:"min_new_frames" json:"min_new_frames"`
+	// CheckEvery is how often the schedule is looked at. It defaults to 1m.
+	CheckEvery Duration `yaml:"check_every" json:"check_every"`
+	// Labels chooses the store's labels: pre (self-training), corrected or
+	// both. It defaults to "corrected".
+	Labels string `yaml:"labels" json:"labels"`
+	// Eval is the held-out data set with ground truth the candidate must
+	// improve on (vigil retrain --eval). Required when enabled.
+	Eval string `yaml:"eval" json:"eval"`
+	// KeepEval is a held-out set the candidate must not get worse on
+	// (--keep-eval). It defaults to "".
+	KeepEval string `yaml:"keep_eval" json:"keep_eval"`
+	// Replay are base-domain sources mixed into fine-tuning (--replay).
+	Replay []string `yaml:"replay,omitempty" json:"replay,omitempty"`
+	// Margin and MaxDrop are the gate (--margin, --max-drop). They default
+	// to 0.02 each.
+	Margin  float64 `yaml:"margin" json:"margin"`
+	MaxDrop float64 `yaml:"max_drop" json:"max_drop"`
+	// Steps is the number of fine-tuning steps. It defaults to 300.
+	Steps int `yaml:"steps" json:"steps"`
+	// Timeout ends a run that takes longer. It defaults to 2h.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+	// Dir keeps each run's candidate bundle and report. It defaults to
+	// "retrain" (relative to the working directory).
+	Dir string `yaml:"dir" json:"dir"`
 }
 
 // API guards /api/ and /whep/. The page, /metrics and the health checks
@@ -573,6 +618,14 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&h.Burst, 5)
 	setDefault(&h.DedupHamming, 6)
 	setDefault(&h.QueueSize, 32)
+	rt := &c.Retrain
+	setDefault(&rt.CheckEvery, Duration(time.Minute))
+	setDefault(&rt.Labels, "corrected")
+	setDefault(&rt.Margin, 0.02)
+	setDefault(&rt.MaxDrop, 0.02)
+	setDefault(&rt.Steps, 300)
+	setDefault(&rt.Timeout, Duration(2*time.Hour))
+	setDefault(&rt.Dir, "retrain")
 }
 
 func (m *Model) applyDefaults() {

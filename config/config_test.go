@@ -43,6 +43,10 @@ func TestParseEmptyGivesDefaults(t *testing.T) {
 				BatchTimeout: Duration(50 * time.Millisecond), BufferMB: 32, WriteAhead: ptr(true),
 			},
 		},
+		Retrain: Retrain{
+			CheckEvery: Duration(time.Minute), Labels: "corrected", Margin: 0.02, MaxDrop: 0.02, Steps: 300,
+			Timeout: Duration(2 * time.Hour), Dir: "retrain",
+		},
 		HardFrames: HardFrames{
 			Dir: "hardframes", MaxMB: 2048,
 			Miners:             []string{"band", "flicker", "track_gap", "quant_disagreement", "random"},
@@ -228,6 +232,14 @@ streams:
 		{"viewer", `viewer: {max_viewers: 0, bitrate_kbps: -1, key_interval: 10ms}`, []string{
 			"viewer.max_viewers: must be >= 1, got 0", "viewer.bitrate_kbps: must be in [0, 100000], got -1",
 			"viewer.key_interval: must be in [100ms, 1m], got 10ms"}},
+		{"retrain", `retrain: {enabled: true, at: "25:00", labels: gold}`, []string{
+			"retrain.model: required when retrain.enabled is true", "retrain.eval: required when retrain.enabled is true",
+			"retrain.enabled: needs hard_frames.enabled", `retrain.at: must be HH:MM, got "25:00"`,
+			`retrain.labels: must be pre, corrected or both, got "gold"`}},
+		{"retrain model", twoModels + `hard_frames: {enabled: true}
+retrain: {enabled: true, model: det, eval: "synth://", steps: 0}`, []string{
+			`retrain.model: unknown model "det"`, "retrain: needs at or min_new_frames when enabled",
+			"retrain: min_new_frames must be >= 0, steps >= 1"}},
 		{"api.token", `api: {token: "short secret"}`, []string{"api.token: must be at least 16 characters without white space"}},
 		{"hard_frames policies", `hard_frames: {band: {low: 0.5, high: 0.4}, flicker: {window: 0, max_gap: 9, min_iou: 0},
   track_gap: {min: 3, max: 2}, quant_disagreement: {every: 0, min_iou: 1.5, min_f1: 0}, random: {rate: 2},

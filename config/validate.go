@@ -182,6 +182,33 @@ func (c *Config) Validate() error {
 	if t := c.API.Token; t != "" && (len(t) < 16 || strings.ContainsAny(t, " \t\r\n")) {
 		p.add("api.token", "must be at least 16 characters without white space")
 	}
+	if rt := c.Retrain; rt.Enabled {
+		switch {
+		case rt.Model == "":
+			p.add("retrain.model", "required when retrain.enabled is true")
+		case !slices.ContainsFunc(c.Models, func(m Model) bool { return m.Name == rt.Model }):
+			p.addf("retrain.model", "unknown model %q", rt.Model)
+		}
+		if rt.Eval == "" {
+			p.add("retrain.eval", "required when retrain.enabled is true")
+		}
+		if rt.At == "" && rt.MinNewFrames <= 0 {
+			p.add("retrain", "needs at or min_new_frames when enabled")
+		}
+		if !c.HardFrames.Enabled {
+			p.add("retrain.enabled", "needs hard_frames.enabled: it retrains on the hard-frame store")
+		}
+	}
+	if rt := c.Retrain; rt.At != "" {
+		if _, err := time.Parse("15:04", rt.At); err != nil {
+			p.addf("retrain.at", "must be HH:MM, got %q", rt.At)
+		}
+	}
+	if rt := c.Retrain; rt.MinNewFrames < 0 || rt.Steps < 1 || rt.CheckEvery <= 0 || rt.Timeout <= 0 {
+		p.addf("retrain", "min_new_frames must be >= 0, steps >= 1, check_every and timeout > 0 (got %d, %d, %s, %s)",
+			rt.MinNewFrames, rt.Steps, time.Duration(rt.CheckEvery), time.Duration(rt.Timeout))
+	}
+	checkOneOf(&p, "retrain.labels", c.Retrain.Labels, []string{"pre", "corrected", "both"})
 	h := c.HardFrames
 	if h.Enabled && h.Dir == "" {
 		p.add("hard_frames.dir", "required when hard_frames.enabled is true")

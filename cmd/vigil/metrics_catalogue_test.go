@@ -167,6 +167,7 @@ func TestMetricsCatalogue(t *testing.T) {
 	require.NoError(t, err)
 	defer miner.Close(context.Background())
 	_ = pipeline.Guard("", rec, http.NotFoundHandler())
+	newRetrainMetrics(rec)
 
 	stream := config.Stream{ID: "synth", URL: "synth://?objects=4&w=320&h=240&fps=10&frames=6&realtime=0", Models: models}
 	stream.ApplyDefaults()

@@ -402,7 +402,9 @@ func openRetrainSource(flagName, s string, defFrames int) (dataset.Source, *data
 	if _, err := os.Stat(filepath.Join(s, "manifest.json")); err != nil {
 		return nil, nil, fmt.Errorf("--%s %s: not a synth:// URL, a COCO .json file or a hard-frame store folder", flagName, s)
 	}
-	st, err := store.Open(s, store.Options{})
+	// Read-only: a server may be mining into the store right now, and a
+	// writable open would clean up its write in progress.
+	st, err := store.Open(s, store.Options{ReadOnly: true})
 	if err != nil {
 		return nil, nil, fmt.Errorf("--%s %s: %w", flagName, s, err)
 	}

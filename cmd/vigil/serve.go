@@ -120,6 +120,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		analyzer = eng
 	}
 	var observers []pipeline.FrameObserver
+	var sched *retrainScheduler
 	if cfg.HardFrames.Enabled {
 		var classes []string
 		for _, mc := range cfg.Models {
@@ -143,6 +144,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}()
 		log.Info("mining hard frames", "dir", cfg.HardFrames.Dir, "miners", cfg.HardFrames.Miners)
 		observers = append(observers, miner)
+		if cfg.Retrain.Enabled {
+			sched, err = newRetrainScheduler(cfg, func() uint64 { return miner.Store().Stats().Puts }, reg, log)
+			if err != nil {
+				return err
+			}
+		}
 	}
 	var p *pipeline.Pipeline
 	var tap pipeline.MediaTap
@@ -226,6 +233,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		_ = srv.Shutdown(sctx)
 		return err
 	})
+	if sched != nil {
+		g.Go(func() error {
+			sched.run(gctx)
+			return nil
+		})
+	}
 	// Models configured by their registry folder follow `vigil models promote`.
 	g.Go(func() error {
 		eng.WatchRegistry(gctx, 2*time.Second)
