@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -390,8 +391,24 @@ func (e *Engine) Report() ModelsReport {
 }
 
 // ServeHTTP serves GET /api/models: the engine's Report as JSON, with
-// each variant's measured time and the one serving.
+// each variant's measured time and the one serving; and POST
+// /api/models/{name}/promote with {"version": N} (see Promote), which
+// answers with the model's new status.
 func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if rest, ok := strings.CutPrefix(r.URL.Path, "/api/models/"); ok {
+		name, ok := strings.CutSuffix(rest, "/promote")
+		if !ok || name == "" || strings.Contains(name, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", "POST")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		e.servePromote(w, r, name)
+		return
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)

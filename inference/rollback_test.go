@@ -4,9 +4,12 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,11 +46,12 @@ func addDetectorVersion(t *testing.T, root string, v int, edit func(*onnxpb.Mode
 	require.NoError(t, b.Write())
 }
 
-// nanWeights breaks every weight.
+// nanWeights breaks every convolution's weights (the graph still loads:
+// shapes and scales stay as they were).
 func nanWeights(m *onnxpb.ModelProto) {
 	for _, init := range m.Graph.Initializer {
 		vals, err := onnx.Floats(init)
-		if err != nil {
+		if err != nil || len(init.Dims) != 4 {
 			continue
 		}
 		for i := range vals {
@@ -142,4 +146,41 @@ func TestReloadRollsBack(t *testing.T) {
 	require.Equal(t, 1.0, testutil.ToFloat64(e.metrics.rollbacks.WithLabelValues("det")))
 	e.checkRegistry()
 	require.Equal(t, 1, servingVersion(t, e), "the bad version is not retried")
+}
+
+// TestPromoteAPI: POST /api/models/{name}/promote loads the version now;
+// a version that does not load leaves the registry and the serving model
+// as they were.
+func TestPromoteAPI(t *testing.T) {
+	root := t.TempDir()
+	e := rollbackEngine(t, root)
+	addDetectorVersion(t, root, 2, nil)
+	addDetectorVersion(t, root, 3, nanWeights)
+	post := func(path, body string) (int, string) {
+		w := httptest.NewRecorder()
+		e.ServeHTTP(w, httptest.NewRequest(http.MethodPost, path, strings.NewReader(body)))
+		return w.Code, w.Body.String()
+	}
+	code, body := post("/api/models/det/promote", `{"version": 2}`)
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `"version":2`)
+	require.Equal(t, 2, servingVersion(t, e))
+
+	code, body = post("/api/models/det/promote", `{"version": 3}`)
+	require.Equal(t, http.StatusUnprocessableEntity, code, body)
+	require.Contains(t, body, "NaN")
+	require.Equal(t, 2, servingVersion(t, e))
+	active, err := Registry{Root: root}.Active("det")
+	require.NoError(t, err)
+	require.Equal(t, 2, active, "the registry's active version is restored")
+
+	code, _ = post("/api/models/det/promote", `{"version": 9}`)
+	require.Equal(t, http.StatusUnprocessableEntity, code)
+	code, _ = post("/api/models/nope/promote", `{"version": 1}`)
+	require.Equal(t, http.StatusNotFound, code)
+	code, _ = post("/api/models/det/promote", `{"version": "2"}`)
+	require.Equal(t, http.StatusBadRequest, code)
+	w := httptest.NewRecorder()
+	e.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/api/models/det/promote", nil))
+	require.Equal(t, http.StatusMethodNotAllowed, w.Code)
 }

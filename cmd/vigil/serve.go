@@ -210,6 +210,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fallback := http.NewServeMux()
 	fallback.Handle("/whip/", whip.Default)
 	fallback.Handle("/api/models", eng)
+	fallback.Handle("/api/models/", eng)
 	if hub != nil {
 		fallback.Handle("/whep/", hub)
 	}
