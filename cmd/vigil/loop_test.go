@@ -23,28 +23,28 @@ import (
 // unless it gains); VIGIL_LOOP=full is the demo whose numbers the README
 // reports, and asserts the issue's targets.
 type loopSize struct {
-	full           bool
-	frames         int // per night stream
-	steps          int
-	lr             string
-	replay         int // day frames mixed into fine-tuning
-	evalFrames     int
-	margin         string
-	maxDrop        string
-	trainTimeout   time.Duration
-	miningTimeout  time.Duration
-	expectGain     float64 // arm (b)'s least gain on night mAP@0.5
-	maxDayDrop     float64
-	streamsPerSeed []int
+	full          bool
+	frames        int // per night stream
+	steps         int
+	lr            string
+	replay        int // day frames mixed into fine-tuning
+	evalFrames    int
+	margin        string
+	maxDrop       string
+	trainTimeout  time.Duration
+	miningTimeout time.Duration
+	expectGain    float64 // arm (b)'s least gain on night mAP@0.5
+	maxDayDrop    float64
+	streams       []string // "domain-seed": night-11, day-21
 }
 
 func loopSizeFromEnv() loopSize {
 	sz := loopSize{frames: 60, steps: 3, lr: "5e-4", replay: 4, evalFrames: 6, margin: "-1", maxDrop: "1",
-		trainTimeout: 5 * time.Minute, miningTimeout: 2 * time.Minute, streamsPerSeed: []int{11}}
+		trainTimeout: 5 * time.Minute, miningTimeout: 2 * time.Minute, streams: []string{"night-11"}}
 	if os.Getenv("VIGIL_LOOP") == "full" {
 		sz = loopSize{full: true, frames: 600, steps: 200, lr: "2e-4", replay: 150, evalFrames: 100, margin: "0.02", maxDrop: "0.02",
 			trainTimeout: 30 * time.Minute, miningTimeout: 10 * time.Minute, expectGain: 0.10, maxDayDrop: 0.02,
-			streamsPerSeed: []int{11, 12, 13}}
+			streams: []string{"night-11", "night-12", "night-13"}}
 	}
 	// VIGIL_LOOP_FRAMES, _STEPS, _LR and _REPLAY override the run's size.
 	atoi := func(key string, v *int) {
@@ -58,20 +58,27 @@ func loopSizeFromEnv() loopSize {
 	if v := os.Getenv("VIGIL_LOOP_LR"); v != "" {
 		sz.lr = v
 	}
+	// VIGIL_LOOP_STREAMS=night-11,day-21,day-22 mixes in day streams.
+	if v := os.Getenv("VIGIL_LOOP_STREAMS"); v != "" {
+		sz.streams = strings.Split(v, ",")
+	}
 	return sz
 }
 
-func nightURL(seed, frames int) string {
-	return fmt.Sprintf("synth://?domain=night&objects=8&w=640&h=360&fps=15&seed=%d&frames=%d&realtime=0", seed, frames)
+// sceneURL is the scene of stream id ("night-11": domain night, seed 11).
+func sceneURL(t *testing.T, id string, frames int) string {
+	domain, seed, ok := strings.Cut(id, "-")
+	require.True(t, ok, "stream %q is not domain-seed", id)
+	return fmt.Sprintf("synth://?domain=%s&objects=8&w=640&h=360&fps=15&seed=%s&frames=%d&realtime=0", domain, seed, frames)
 }
 
-// mine serves the night streams with hard-frame mining into store, with
+// mine serves the streams with hard-frame mining into store, with
 // the given miners section, until they end, and stops the server.
 func mine(t *testing.T, sz loopSize, store, miners string) {
 	t.Helper()
 	var streams strings.Builder
-	for _, seed := range sz.streamsPerSeed {
-		fmt.Fprintf(&streams, "  - {id: night-%d, url: %q, infer_fps: 15, models: [detector]}\n", seed, nightURL(seed, sz.frames))
+	for _, id := range sz.streams {
+		fmt.Fprintf(&streams, "  - {id: %s, url: %q, infer_fps: 15, models: [detector]}\n", id, sceneURL(t, id, sz.frames))
 	}
 	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
 models:
@@ -143,12 +150,13 @@ func labelWithTruth(t *testing.T, sz loopSize, store string) {
 		catID[c["name"].(string)] = c["id"].(float64)
 	}
 	var anns []any
+	perDomain := map[string]int{}
 	for _, im := range coco["images"].([]any) {
 		im := im.(map[string]any)
 		v := im["vigil"].(map[string]any)
-		seed, err := strconv.Atoi(strings.TrimPrefix(v["stream_id"].(string), "night-"))
-		require.NoError(t, err)
-		u, err := url.Parse(nightURL(seed, sz.frames))
+		domain, _, _ := strings.Cut(v["stream_id"].(string), "-")
+		perDomain[domain]++
+		u, err := url.Parse(sceneURL(t, v["stream_id"].(string), sz.frames))
 		require.NoError(t, err)
 		p, err := synth.ParseParams(u.Query())
 		require.NoError(t, err)
@@ -187,7 +195,7 @@ func labelWithTruth(t *testing.T, sz loopSize, store string) {
 	require.NoError(t, os.WriteFile(corrected, out, 0o644))
 	r = vigil(t, time.Minute, "dataset", "import", store, "--from", corrected)
 	require.Equal(t, 0, r.code, r.stderr)
-	t.Logf("labelled %s: %s", filepath.Base(store), strings.TrimSpace(r.stdout))
+	t.Logf("labelled %s (frames by domain %v): %s", filepath.Base(store), perDomain, strings.TrimSpace(r.stdout))
 }
 
 // retrainResult is the part of summary.json the test reads.
@@ -240,7 +248,7 @@ func TestLearningLoop(t *testing.T) {
 	require.Positive(t, rep.Entries)
 	// The control: the same streams, a random sample of about as many
 	// frames (near-duplicates are not dropped: it is a plain sample).
-	total := sz.frames * len(sz.streamsPerSeed)
+	total := sz.frames * len(sz.streams)
 	rate := min(1, float64(rep.Entries)/float64(total))
 	mine(t, sz, random, fmt.Sprintf("  miners: [random]\n  random: {rate: %.4f}\n  dedup_hamming: -1", rate))
 	repRandom := validateStore(t, random)
