@@ -49,10 +49,13 @@ retrain:
 	path := filepath.Join(dir, "vigil.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o644))
 	_, _, stderr := startServe(t, "--config", path)
+	// The registry watch may load version 2 before the retrain child has
+	// exited and the scheduler has logged its result: wait for both.
 	require.Eventually(t, func() bool {
-		return strings.Contains(stderr.String(), `msg="model loaded" model=detector bundle=detector version=2`)
+		s := stderr.String()
+		return strings.Contains(s, `msg="model loaded" model=detector bundle=detector version=2`) &&
+			strings.Contains(s, "retrained model published")
 	}, 4*time.Minute, 200*time.Millisecond, "stderr:\n%s", stderr)
-	require.Contains(t, stderr.String(), "retrained model published")
 	require.DirExists(t, filepath.Join(reg, "detector", "2"))
 	logs, _ := filepath.Glob(filepath.Join(dir, "runs", "*.log"))
 	require.NotEmpty(t, logs, "each run keeps its log")
