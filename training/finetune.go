@@ -59,8 +59,11 @@ type FinetuneData struct {
 	Labelled []dataset.Source
 	// Replay are frames of the base model's domain mixed into training.
 	Replay dataset.Source
-	// ValFraction of every part's samples validate (whole sequences where
-	// a part has two or more, else its last samples); 0.15 when zero.
+	// ValFraction of every part's samples validate; 0.15 when zero. A
+	// store gives the newest entries of each of its streams (the model
+	// goes on serving those cameras, so none is left out of training);
+	// other parts whole sequences where they have two or more, else their
+	// last samples.
 	ValFraction float64
 }
 
@@ -126,7 +129,7 @@ func (d FinetuneData) Build(classes []string, seed uint64) (*FinetuneSet, error)
 		if len(hf.idx) == 0 {
 			continue
 		}
-		tr, va, err := holdout(hf, frac, seed+uint64(k))
+		tr, va, err := holdoutNewest(hf, frac)
 		if err != nil {
 			return nil, fmt.Errorf("fine-tuning: store %d: %w", k+1, err)
 		}
@@ -194,6 +197,39 @@ func holdout(src dataset.Source, frac float64, seed uint64) (train, val *dataset
 		all[i] = i
 	}
 	return dataset.Subset(src, all[:n-k]), dataset.Subset(src, all[n-k:]), nil
+}
+
+// holdoutNewest keeps the newest frac of each sequence's samples (at least
+// one, where a sequence has two or more) for validation; src lists each
+// sequence's samples oldest first, as a store does.
+func holdoutNewest(src dataset.Source, frac float64) (train, val *dataset.SubsetSource, err error) {
+	var order []string
+	bySeq := map[string][]int{}
+	for i := range src.Len() {
+		seq, err := dataset.SequenceOf(src, i)
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, ok := bySeq[seq]; !ok {
+			order = append(order, seq)
+		}
+		bySeq[seq] = append(bySeq[seq], i)
+	}
+	var tr, va []int
+	for _, seq := range order {
+		idx := bySeq[seq]
+		k := 0
+		if len(idx) >= 2 {
+			k = min(max(int(float64(len(idx))*frac+0.5), 1), len(idx)-1)
+		}
+		tr, va = append(tr, idx[:len(idx)-k]...), append(va, idx[len(idx)-k:]...)
+	}
+	if len(tr) == 0 || len(va) == 0 {
+		return nil, nil, fmt.Errorf("%d samples in %d streams: need a stream with at least 2 to hold some out for validation", src.Len(), len(order))
+	}
+	slices.Sort(tr)
+	slices.Sort(va)
+	return dataset.Subset(src, tr), dataset.Subset(src, va), nil
 }
 
 // hardFrames is a store's chosen entries as samples, with the labels its

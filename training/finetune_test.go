@@ -3,6 +3,7 @@ package training
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -120,7 +121,7 @@ func TestFinetuneDataLabels(t *testing.T) {
 		set, err := FinetuneData{Stores: []*dataset.StoreSource{src}, MinerWeights: map[string]float64{"band": 2, "track_gap": 0}}.Build(classes, 1)
 		require.NoError(t, err)
 		require.Equal(t, map[string]int{"band": 6}, set.Miners)
-		// One camera validates, the other trains, each entry twice.
+		// The newest band entry validates, the others train, each twice.
 		require.Equal(t, 2*(6-set.StoreVal), set.StoreTrain)
 		ids := map[string]int{}
 		for _, s := range allSamples(t, set.Train) {
@@ -141,6 +142,23 @@ func TestFinetuneDataLabels(t *testing.T) {
 		s, err := set.Val.At(1)
 		require.NoError(t, err)
 		require.Equal(t, last.ID, s.ID)
+	})
+	t.Run("every stream trains and validates", func(t *testing.T) {
+		three := hardFrameStore(t, 3, 12, 0)
+		set, err := FinetuneData{Stores: []*dataset.StoreSource{three}, ValFraction: 0.25}.Build(classes, 1)
+		require.NoError(t, err)
+		require.Equal(t, 9, set.Train.Len())
+		newest := map[string]string{} // stream -> its newest entry
+		for i := range three.Len() {
+			e, err := three.Entry(i)
+			require.NoError(t, err)
+			newest[e.StreamID] = e.ID
+		}
+		var val []string
+		for _, s := range allSamples(t, set.Val) {
+			val = append(val, s.ID)
+		}
+		require.ElementsMatch(t, slices.Collect(maps.Values(newest)), val)
 	})
 	t.Run("errors", func(t *testing.T) {
 		for _, tc := range []struct {
