@@ -479,6 +479,9 @@ type HardFramesRandom struct {
 	// Rate is the probability of keeping each analysed frame, 0-1. It
 	// defaults to 0.01.
 	Rate float64 `yaml:"rate" json:"rate"`
+	// Seed picks the sample: the same seed keeps the same frames of a
+	// replayed stream, another seed another sample. It defaults to 1.
+	Seed uint64 `yaml:"seed" json:"seed"`
 }
 
 // Miner names for HardFrames.Miners.
@@ -614,6 +617,7 @@ func (c *Config) ApplyDefaults() {
 	setDefault(&h.QuantDisagreement.MinIoU, 0.5)
 	setDefault(&h.QuantDisagreement.MinF1, 0.8)
 	setDefault(&h.Random.Rate, 0.01)
+	setDefault(&h.Random.Seed, 1)
 	setDefault(&h.PerStreamPerMinute, 30)
 	setDefault(&h.Burst, 5)
 	setDefault(&h.DedupHamming, 6)

@@ -54,7 +54,7 @@ func TestParseEmptyGivesDefaults(t *testing.T) {
 			Flicker:            HardFramesFlicker{Window: 1, MaxGap: 3, MinIoU: 0.5},
 			TrackGap:           HardFramesTrackGap{Min: 1, Max: 3},
 			QuantDisagreement:  HardFramesQuant{Every: 30, MinIoU: 0.5, MinF1: 0.8},
-			Random:             HardFramesRandom{Rate: 0.01},
+			Random:             HardFramesRandom{Rate: 0.01, Seed: 1},
 			PerStreamPerMinute: 30, Burst: 5, DedupHamming: 6, QueueSize: 32,
 		},
 	}

@@ -129,7 +129,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				break
 			}
 		}
-		miner, err := hardframe.New(hardframe.Options{Config: cfg.HardFrames, Classes: classes, Variants: eng, Registerer: reg, Logger: log})
+		miner, err := hardframe.New(hardframe.Options{Config: cfg.HardFrames, Classes: classes, Variants: eng, Seed: cfg.HardFrames.Random.Seed, Registerer: reg, Logger: log})
 		if err != nil {
 			return err
 		}
