@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -227,7 +228,9 @@ func TestPureGoFallback(t *testing.T) {
 }
 
 // TestReloadWhileAnalyzing replaces a model while a stream analyses: the
-// stream keeps getting detections from the old model or the new one.
+// stream keeps getting detections from the old model or the new one. It
+// reports how long frames took before and during the reloads (not
+// asserted: the machine is shared, and loading competes for its cores).
 func TestReloadWhileAnalyzing(t *testing.T) {
 	orttest.Init(t)
 	f := frame300(t)
@@ -235,10 +238,12 @@ func TestReloadWhileAnalyzing(t *testing.T) {
 	cfg := config.Model{Name: "det", Bundle: shareddata.Path(t, "models/yolox_nano_416.onnx"), Family: "yolox", ScoreThreshold: 0.3}
 	require.NoError(t, e.Load(cfg))
 	stop := make(chan struct{})
+	const steady = 20 // frames analysed before the first reload
 	var (
 		wg     sync.WaitGroup
-		frames int
+		took   []time.Duration
 		empty  int
+		warmed = make(chan struct{})
 	)
 	wg.Go(func() {
 		for {
@@ -248,20 +253,29 @@ func TestReloadWhileAnalyzing(t *testing.T) {
 			default:
 			}
 			r := &frame.Result{}
+			start := time.Now()
 			require.NoError(t, e.Analyze(context.Background(), []string{"det"}, f, r))
-			frames++
+			took = append(took, time.Since(start))
+			if len(took) == steady {
+				close(warmed)
+			}
 			if len(r.Detections) == 0 {
 				empty++
 			}
 		}
 	})
+	<-warmed
 	for range 3 {
 		require.NoError(t, e.Load(cfg))
 	}
 	close(stop)
 	wg.Wait()
-	t.Logf("%d frames analysed across 3 reloads, %d without detections", frames, empty)
-	require.Positive(t, frames)
+	before, during := slices.Clone(took[:steady]), slices.Clone(took[steady:])
+	slices.Sort(before)
+	slices.Sort(during)
+	t.Logf("%d frames analysed across 3 reloads, %d without detections; per frame: median %v before, median %v and longest %v during the reloads",
+		len(took), empty, before[steady/2], during[len(during)/2], during[len(during)-1])
+	require.Positive(t, len(during))
 	require.Zero(t, empty)
 }
 
