@@ -81,6 +81,9 @@ type validateJSON struct {
 	Miners    map[string]int `json:"miners"`
 	Classes   []string       `json:"classes,omitempty"`
 	Problems  []problemJSON  `json:"problems"`
+	// Uncommitted are files of a write in flight or cut short: not part
+	// of the data set.
+	Uncommitted []string `json:"uncommitted,omitempty"`
 }
 
 type problemJSON struct {
@@ -108,7 +111,7 @@ func runDatasetValidate(args []string, stdout, stderr io.Writer) error {
 	}
 	if *asJSON {
 		out := validateJSON{Dir: dir, OK: len(r.Problems) == 0, Version: r.Version, Entries: r.Entries,
-			Corrected: r.Corrected, Bytes: r.Bytes, Miners: r.Miners, Classes: r.Classes, Problems: []problemJSON{}}
+			Corrected: r.Corrected, Bytes: r.Bytes, Miners: r.Miners, Classes: r.Classes, Problems: []problemJSON{}, Uncommitted: r.Uncommitted}
 		for _, p := range r.Problems {
 			out.Problems = append(out.Problems, problemJSON{p.Kind, p.Path, p.Msg})
 		}
@@ -123,6 +126,10 @@ func runDatasetValidate(args []string, stdout, stderr io.Writer) error {
 		}
 		if len(r.Problems) == 0 {
 			fmt.Fprintf(stdout, "%s: ok: %s\n", dir, storeSummary(r))
+		}
+		if n := len(r.Uncommitted); n > 0 {
+			fmt.Fprintf(stdout, "%s: %d file%s of a write in flight or cut short, not part of the data set (opening the store for writing removes them)\n",
+				dir, n, datasetPlural(n))
 		}
 	}
 	if n := len(r.Problems); n > 0 {
@@ -371,6 +378,7 @@ func runDatasetImport(args []string, stdout, stderr io.Writer) error {
 	if st, err = store.Open(dir, store.Options{}); err != nil {
 		return err
 	}
+	defer st.Close()
 	if plan, err = planImport(st, labels, *format, *from); err != nil {
 		return err
 	}

@@ -152,7 +152,7 @@ func openLabelled(data string, frames int, images string) (dataset.Source, error
 		return dataset.LoadCOCO(data, images, dataset.COCOOptions{})
 	}
 	if _, err := os.Stat(filepath.Join(data, "manifest.json")); err == nil {
-		st, err := store.Open(data, store.Options{})
+		st, err := store.Open(data, store.Options{ReadOnly: true})
 		if err != nil {
 			return nil, err
 		}

@@ -127,6 +127,7 @@ func TestKillWhileWriting(t *testing.T) {
 			require.Len(t, got.Objects, 1)
 		}
 		st := s.Stats()
+		require.NoError(t, s.Close(), "the next round's child takes the writer lock")
 		require.LessOrEqual(t, st.Bytes, int64(1<<20))
 		t.Logf("round %d: killed with a write in flight: %v; recovered %d temporary and %d orphan files; %d entries, %d bytes, version %s",
 			round, caught, len(rec.Temp), len(rec.Orphans), st.Entries, st.Bytes, st.Version)

@@ -242,6 +242,7 @@ func New(opts Options) (*Miner, error) {
 			"temp_removed", len(rec.Temp), "orphans_removed", len(rec.Orphans), "missing", len(rec.Missing))
 	}
 	if m.m, err = newMetrics(opts.Registerer, m.store); err != nil {
+		m.store.Close()
 		return nil, fmt.Errorf("starting hard-frame miner: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -844,5 +845,5 @@ func (m *Miner) close(ctx context.Context) error {
 	if ctx.Err() != nil {
 		err = fmt.Errorf("closing hard-frame miner: frames left unstored: %w", ctx.Err())
 	}
-	return err
+	return errors.Join(err, m.store.Close())
 }

@@ -65,8 +65,9 @@ type CorrectStats struct {
 // correction that a crash interrupted (Recovery.Finished) and drops one that
 // was not committed.
 //
-// Correct and Put must not run in two processes on one store at the same
-// time; Correct fails with ErrChanged when it sees that another process
+// Two processes cannot both have a store open for writing (the writer
+// lock); should one write it all the same (a file system without record
+// locks), Correct fails with ErrChanged when it sees that another process
 // committed since Open.
 func (s *Store) Correct(cs []Correction) (CorrectStats, error) {
 	if s.opts.ReadOnly {
@@ -74,6 +75,9 @@ func (s *Store) Correct(cs []Correction) (CorrectStats, error) {
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	if s.lock == nil {
+		return CorrectStats{}, fmt.Errorf("correcting: %w", ErrClosed)
+	}
 	s.mu.RLock()
 	st := CorrectStats{PrevVersion: s.man.Version, Version: s.man.Version}
 	s.mu.RUnlock()

@@ -51,11 +51,16 @@
 // therefore leaves at most temporary files, files the manifest does not
 // list and staged files; Open removes the first two, moves staged files of
 // a committed correction into place and removes the others, and reports
-// them (Recovery), after which Validate passes.
+// them (Recovery). Validate passes before that too: it checks the committed
+// data set and lists temporary files and the files of an uncommitted entry
+// apart (Report.Uncommitted), since a write in flight looks the same.
 //
-// Only one process may write a store at a time: stop a server that mines
-// into a store before importing corrections into it (Correct notices a
-// writer that committed since Open and fails with ErrChanged).
+// Only one process may write a store at a time: a writable Open takes a
+// POSIX record lock on writer.lock, and fails with ErrLocked, naming the
+// holder's process ID, while another process holds it (the kernel drops
+// it when that process ends, however it ends). Stop a server that mines
+// into a store before importing corrections into it; reading (ReadOnly:
+// exports, training, validation) needs no lock.
 package store
 
 import (
@@ -89,6 +94,8 @@ var (
 	// ErrReadOnly is returned by Put and Correct on a store opened with
 	// Options.ReadOnly.
 	ErrReadOnly = errors.New("store opened read-only")
+	// ErrClosed is returned by Put and Correct after Close.
+	ErrClosed = errors.New("store closed")
 )
 
 // Options configure a Store.
@@ -142,6 +149,7 @@ type Store struct {
 	opts      Options
 	recovery  Recovery
 	writeMu   sync.Mutex
+	lock      *os.File // the writer lock; nil when read-only or closed
 	puts      atomic.Uint64
 	evictions atomic.Uint64
 
@@ -173,7 +181,20 @@ func Create(dir string, opts Options) (*Store, error) {
 
 // Open opens the store in dir, recovering from a crashed writer (see
 // Recovery) unless opts.ReadOnly.
-func Open(dir string, opts Options) (*Store, error) {
+func Open(dir string, opts Options) (_ *Store, err error) {
+	var lock *os.File
+	if _, serr := os.Stat(filepath.Join(dir, manifestName)); serr == nil && !opts.ReadOnly {
+		// Locked before the manifest is read: another writer may be
+		// about to replace it.
+		if lock, err = lockStore(dir); err != nil {
+			return nil, fmt.Errorf("opening store %s: %w", dir, err)
+		}
+		defer func() {
+			if err != nil {
+				lock.Close()
+			}
+		}()
+	}
 	m, err := readManifest(dir)
 	if err != nil {
 		return nil, fmt.Errorf("opening store %s: %w", dir, err)
@@ -183,7 +204,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	opts.Classes = m.Classes
 	s := &Store{
-		dir: dir, opts: opts, man: *m,
+		dir: dir, opts: opts, man: *m, lock: lock,
 		files:   make(map[string]FileEntry, len(m.Files)),
 		entries: map[string]*Entry{},
 		hashes:  map[string]string{},
@@ -268,6 +289,23 @@ func (s *Store) recover() error {
 	return nil
 }
 
+// Close releases the store's writer lock (a process's lock: Close on one
+// of two writable Stores of the same folder releases it for both). Put and
+// Correct must not be called after it; reads still work.
+func (s *Store) Close() error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if s.lock == nil {
+		return nil
+	}
+	err := s.lock.Close()
+	s.lock = nil
+	if err != nil {
+		return fmt.Errorf("closing store %s: %w", s.dir, err)
+	}
+	return nil
+}
+
 // Dir returns the store's directory.
 func (s *Store) Dir() string { return s.dir }
 
@@ -304,6 +342,9 @@ func (s *Store) Put(e Entry) (string, error) {
 	}
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	if s.lock == nil {
+		return "", fmt.Errorf("putting entry: %w", ErrClosed)
+	}
 	if e.Image == nil {
 		return "", errors.New("putting entry: no image")
 	}

@@ -10,6 +10,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -57,6 +58,11 @@ type Report struct {
 	Miners             map[string]int
 	// Bytes is the size of the files the manifest lists.
 	Bytes int64
+	// Uncommitted are the files of writes in flight or cut short by a
+	// crash: temporary files, and the files of an entry the manifest does
+	// not list. They are not part of the data set, so not problems; the
+	// store's next writable Open removes them.
+	Uncommitted []string
 }
 
 // Validate checks the store in dir without changing it and returns every
@@ -124,6 +130,10 @@ func check(dir string, r *Report) ([]Problem, error) {
 		}
 		data[f.Path] = b
 	}
+	listedIDs := map[string]bool{}
+	for p := range listed {
+		listedIDs[entryID(p)] = true
+	}
 	for _, sub := range []string{"", "images", "labels", "masks"} {
 		des, err := os.ReadDir(filepath.Join(dir, sub))
 		if err != nil {
@@ -141,6 +151,10 @@ func check(dir string, r *Report) ([]Problem, error) {
 				continue
 			}
 			if _, ok := listed[rel]; !ok {
+				if strings.HasPrefix(de.Name(), tempPrefix) || validPath(rel) && putID.MatchString(entryID(rel)) && !listedIDs[entryID(rel)] {
+					r.Uncommitted = append(r.Uncommitted, rel)
+					continue
+				}
 				if strings.HasPrefix(de.Name(), stagedPrefix) {
 					add(KindExtra, rel, "not in the manifest: staged by an interrupted correction (opening the store finishes or removes it)")
 				} else {
@@ -235,6 +249,15 @@ func pixelHash(b []byte) ([32]byte, error) {
 	var sum [32]byte
 	h.Sum(sum[:0])
 	return sum, nil
+}
+
+// putID matches the IDs Put makes (makeID): stream, capture time, frame.
+var putID = regexp.MustCompile(`^[A-Za-z0-9_-]+-[0-9]{8}T[0-9]{6}\.[0-9]{9}Z-[0-9]+$`)
+
+// entryID is the ID in a validPath.
+func entryID(p string) string {
+	_, name, _ := strings.Cut(p, "/")
+	return strings.TrimSuffix(strings.TrimSuffix(name, ".png"), ".json")
 }
 
 func validPath(p string) bool {
