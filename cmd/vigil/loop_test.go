@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,7 +29,8 @@ type loopSize struct {
 	steps         int
 	lr            string
 	replay        int // day frames mixed into fine-tuning
-	evalFrames    int
+	evalFrames    int // per held-out scene
+	evalScenes    int
 	margin        string
 	maxDrop       string
 	trainTimeout  time.Duration
@@ -36,17 +38,19 @@ type loopSize struct {
 	expectGain    float64 // arm (b)'s least gain on night mAP@0.5
 	maxDayDrop    float64
 	streams       []string // "domain-seed": night-11, day-21
+	repeats       int      // random samples, and training seeds of arm (b)
 }
 
 func loopSizeFromEnv() loopSize {
-	sz := loopSize{frames: 60, steps: 3, lr: "5e-4", replay: 4, evalFrames: 6, margin: "-1", maxDrop: "1",
-		trainTimeout: 5 * time.Minute, miningTimeout: 2 * time.Minute, streams: []string{"night-11"}}
+	sz := loopSize{frames: 60, steps: 3, lr: "5e-4", replay: 4, evalFrames: 6, evalScenes: 1, margin: "-1", maxDrop: "1",
+		trainTimeout: 5 * time.Minute, miningTimeout: 2 * time.Minute, streams: []string{"night-11"}, repeats: 1}
 	if os.Getenv("VIGIL_LOOP") == "full" {
-		sz = loopSize{full: true, frames: 600, steps: 200, lr: "2e-4", replay: 150, evalFrames: 100, margin: "0.02", maxDrop: "0.02",
+		sz = loopSize{full: true, frames: 600, steps: 200, lr: "2e-4", replay: 150, evalFrames: 50, evalScenes: 4, margin: "0.02", maxDrop: "0.02",
 			trainTimeout: 30 * time.Minute, miningTimeout: 10 * time.Minute, expectGain: 0.10, maxDayDrop: 0.02,
-			streams: []string{"night-11", "night-12", "night-13"}}
+			streams: []string{"night-11", "night-12", "night-13"}, repeats: 3}
 	}
-	// VIGIL_LOOP_FRAMES, _STEPS, _LR and _REPLAY override the run's size.
+	// VIGIL_LOOP_FRAMES, _STEPS, _LR, _REPLAY and _REPEATS override the
+	// run's size.
 	atoi := func(key string, v *int) {
 		if n, err := strconv.Atoi(os.Getenv(key)); err == nil {
 			*v = n
@@ -55,6 +59,7 @@ func loopSizeFromEnv() loopSize {
 	atoi("VIGIL_LOOP_FRAMES", &sz.frames)
 	atoi("VIGIL_LOOP_STEPS", &sz.steps)
 	atoi("VIGIL_LOOP_REPLAY", &sz.replay)
+	atoi("VIGIL_LOOP_REPEATS", &sz.repeats)
 	if v := os.Getenv("VIGIL_LOOP_LR"); v != "" {
 		sz.lr = v
 	}
@@ -63,6 +68,11 @@ func loopSizeFromEnv() loopSize {
 		sz.streams = strings.Split(v, ",")
 	}
 	return sz
+}
+
+// evalURL is the held-out set of a domain: scenes never mined nor replayed.
+func (sz loopSize) evalURL(domain string) string {
+	return fmt.Sprintf("synth://?domain=%s&seed=900&frames=%d&sequences=%d&w=640&h=360", domain, sz.evalFrames, sz.evalScenes)
 }
 
 // sceneURL is the scene of stream id ("night-11": domain night, seed 11).
@@ -151,6 +161,7 @@ func labelWithTruth(t *testing.T, sz loopSize, store string) {
 	}
 	var anns []any
 	perDomain := map[string]int{}
+	objects, area := 0, 0.0 // labelled objects, not ignored
 	for _, im := range coco["images"].([]any) {
 		im := im.(map[string]any)
 		v := im["vigil"].(map[string]any)
@@ -168,6 +179,8 @@ func labelWithTruth(t *testing.T, sz loopSize, store string) {
 			crowd := 0
 			if o.Occlusion > 0.9 || o.Box.W() < 4 || o.Box.H() < 4 {
 				crowd = 1 // too hidden or small to ask of a detector: ignored
+			} else {
+				objects, area = objects+1, area+float64(o.Box.Area())
 			}
 			a := map[string]any{
 				"id": len(anns) + 1, "image_id": im["id"], "category_id": id, "iscrowd": crowd,
@@ -195,7 +208,9 @@ func labelWithTruth(t *testing.T, sz loopSize, store string) {
 	require.NoError(t, os.WriteFile(corrected, out, 0o644))
 	r = vigil(t, time.Minute, "dataset", "import", store, "--from", corrected)
 	require.Equal(t, 0, r.code, r.stderr)
-	t.Logf("labelled %s (frames by domain %v): %s", filepath.Base(store), perDomain, strings.TrimSpace(r.stdout))
+	images := len(coco["images"].([]any))
+	t.Logf("labelled %s (frames by domain %v; %.2f objects a frame, %.0f px2 on average): %s", filepath.Base(store), perDomain,
+		float64(objects)/float64(max(images, 1)), area/float64(max(objects, 1)), strings.TrimSpace(r.stdout))
 }
 
 // retrainResult is the part of summary.json the test reads.
@@ -213,8 +228,7 @@ type retrainResult struct {
 func retrain(t *testing.T, sz loopSize, store, labels, out string, extra ...string) (retrainResult, runResult) {
 	t.Helper()
 	args := []string{"retrain", "--base", "builtin:detector", "--data", store, "--labels", labels,
-		"--eval", fmt.Sprintf("synth://?domain=night&seed=900&frames=%d&w=640&h=360", sz.evalFrames),
-		"--keep-eval", fmt.Sprintf("synth://?domain=day&seed=900&frames=%d&w=640&h=360", sz.evalFrames),
+		"--eval", sz.evalURL("night"), "--keep-eval", sz.evalURL("day"),
 		"--replay", fmt.Sprintf("synth://?domain=day&seed=500&frames=%d&sequences=5&w=640&h=360", sz.replay),
 		"--steps", strconv.Itoa(sz.steps), "--lr", sz.lr, "--margin", sz.margin, "--max-drop", sz.maxDrop, "--int8-frames", "8", "--out", out}
 	r := vigil(t, sz.trainTimeout, append(args, extra...)...)
@@ -233,60 +247,73 @@ func retrain(t *testing.T, sz loopSize, store, labels, out string, extra ...stri
 // frames with labels corrected through `vigil dataset import` (the test
 // plays the labeller with the scene's ground truth, for the mined frames
 // only). Both are compared with the same retraining on randomly sampled
-// frames of the same streams. Arm (b) is published to a registry.
+// frames of the same streams: arm (b) on sz.repeats random samples, each
+// against the mined frames with the same training seed. Arm (b) on the
+// mined frames (seed 1) is published to a registry.
 func TestLearningLoop(t *testing.T) {
 	sz := loopSizeFromEnv()
 	if testing.Short() && !sz.full {
 		t.Skip("the learning loop trains models")
 	}
 	dir := t.TempDir()
-	mined, random := filepath.Join(dir, "mined"), filepath.Join(dir, "random")
-
+	mined := filepath.Join(dir, "mined")
 	mine(t, sz, mined, "  miners: [band, flicker, track_gap, quant_disagreement]\n  quant_disagreement: {every: 5}\n  dedup_hamming: 3")
 	rep := validateStore(t, mined)
 	t.Logf("mined store: %d frames, by miner %v", rep.Entries, rep.Miners)
 	require.Positive(t, rep.Entries)
-	// The control: the same streams, a random sample of about as many
-	// frames (near-duplicates are not dropped: it is a plain sample).
+	// The controls: the same streams, random samples of about as many
+	// frames (near-duplicates are not dropped: plain samples).
 	total := sz.frames * len(sz.streams)
 	rate := min(1, float64(rep.Entries)/float64(total))
-	mine(t, sz, random, fmt.Sprintf("  miners: [random]\n  random: {rate: %.4f}\n  dedup_hamming: -1", rate))
-	repRandom := validateStore(t, random)
-	t.Logf("random store: %d frames (rate %.3f)", repRandom.Entries, rate)
-	require.Positive(t, repRandom.Entries)
+	randoms := make([]string, sz.repeats)
+	for k := range randoms {
+		randoms[k] = filepath.Join(dir, fmt.Sprintf("random%d", k+1))
+		mine(t, sz, randoms[k], fmt.Sprintf("  miners: [random]\n  random: {rate: %.4f, seed: %d}\n  dedup_hamming: -1", rate, k+1))
+		r := validateStore(t, randoms[k])
+		t.Logf("random store %d: %d frames (rate %.3f)", k+1, r.Entries, rate)
+		require.Positive(t, r.Entries)
+	}
 
-	labelWithTruth(t, sz, mined)
-	labelWithTruth(t, sz, random)
+	for _, st := range append([]string{mined}, randoms...) {
+		labelWithTruth(t, sz, st)
+	}
 	require.NotEqual(t, rep.Version, validateStore(t, mined).Version, "corrections make a new data-set version")
 
 	registry := filepath.Join(dir, "registry")
 	type arm struct {
 		name, store, labels string
+		seed                int
 		extra               []string
 	}
 	arms := []arm{
-		{"a: self-training, mined", mined, "pre", nil},
-		// The base's night detections mostly score below the default
-		// 0.3: take the weaker ones as pseudo-labels too.
-		{"a: self-training 0.15, mined", mined, "pre", []string{"--min-score", "0.15"}},
-		{"b: corrected, mined", mined, "corrected", []string{"--registry", registry, "--name", "detector"}},
-		{"a: self-training, random", random, "pre", nil},
-		{"a: self-training 0.15, random", random, "pre", []string{"--min-score", "0.15"}},
-		{"b: corrected, random", random, "corrected", nil},
+		{"a: self-training, mined", mined, "pre", 1, nil},
+		{"a: self-training, random 1", randoms[0], "pre", 1, nil},
+		{"b: corrected, mined", mined, "corrected", 1, []string{"--registry", registry, "--name", "detector"}},
+		{"b: corrected, random 1", randoms[0], "corrected", 1, nil},
+	}
+	for k := 2; k <= sz.repeats; k++ {
+		arms = append(arms,
+			arm{fmt.Sprintf("b: corrected, mined, seed %d", k), mined, "corrected", k, nil},
+			arm{fmt.Sprintf("b: corrected, random %d", k), randoms[k-1], "corrected", k, nil})
 	}
 	results := map[string]retrainResult{}
+	var minedGains, randomGains []float64
 	for i, a := range arms {
-		if !sz.full && strings.Contains(a.name, "0.15") {
-			continue
-		}
-		res, r := retrain(t, sz, a.store, a.labels, filepath.Join(dir, fmt.Sprintf("arm%d", i)), a.extra...)
+		res, r := retrain(t, sz, a.store, a.labels, filepath.Join(dir, fmt.Sprintf("arm%d", i)), append(a.extra, "--seed", strconv.Itoa(a.seed))...)
 		results[a.name] = res
 		night := res.Results["eval"]
 		day := res.Results["keep-eval"]
 		t.Logf("arm %-30s night mAP@0.5 %.3f -> %.3f (%+.3f), day %.3f -> %.3f; %s",
 			a.name, night["base"]["fp32"].AP50, night["candidate"]["fp32"].AP50, res.Gate.Gain,
 			day["base"]["fp32"].AP50, day["candidate"]["fp32"].AP50, lastLine(r.stdout))
+		if strings.HasPrefix(a.name, "b: corrected, mined") {
+			minedGains = append(minedGains, res.Gate.Gain)
+		} else if strings.HasPrefix(a.name, "b: corrected, random") {
+			randomGains = append(randomGains, res.Gate.Gain)
+		}
 	}
+	t.Logf("arm (b) night gains: mined %.3f (mean %.3f), random %.3f (mean %.3f)",
+		minedGains, mean(minedGains), randomGains, mean(randomGains))
 	b := results["b: corrected, mined"]
 	if !sz.full {
 		require.True(t, b.Gate.Passed, "margin -1 and max drop 1 always publish")
@@ -296,6 +323,15 @@ func TestLearningLoop(t *testing.T) {
 	require.GreaterOrEqual(t, b.Gate.Gain, sz.expectGain, "arm (b) raises night mAP@0.5")
 	require.LessOrEqual(t, b.Gate.Drop, sz.maxDayDrop, "arm (b) keeps day mAP@0.5")
 	require.True(t, b.Gate.Passed)
+	require.Greater(t, slices.Min(minedGains), slices.Max(randomGains), "every run on mined frames beats every run on random ones")
+}
+
+func mean(xs []float64) float64 {
+	s := 0.0
+	for _, x := range xs {
+		s += x
+	}
+	return s / float64(max(len(xs), 1))
 }
 
 func lastLine(s string) string {
