@@ -188,6 +188,7 @@ type rtspTestServer struct {
 	tcpOnly  bool
 	played   chan struct{}
 	playOnce sync.Once
+	player   *gortsplib.ServerSession // the first reader that played
 
 	// paused stops the feeder writing packets while connections stay open,
 	// to simulate a stalled camera.
@@ -264,7 +265,7 @@ func (s *rtspTestServer) start() error {
 	}
 	s.streams["/cam"] = st
 	s.stopFeed, s.feedDone = make(chan struct{}), make(chan struct{})
-	s.played, s.playOnce = make(chan struct{}), sync.Once{}
+	s.played, s.playOnce, s.player = make(chan struct{}), sync.Once{}, nil
 	go s.feed(st, medi, s.stopFeed, s.feedDone)
 	return nil
 }
@@ -318,6 +319,26 @@ func (s *rtspTestServer) feed(st *gortsplib.ServerStream, medi *description.Medi
 		case <-stop:
 			return
 		case <-s.played:
+		}
+		// gortsplib calls OnPlay before it makes the session a reader of
+		// the stream: packets written before then never reach it, and
+		// under load the feeder used to lose the first key frame that
+		// way. Wait until the session plays, and a little longer for the
+		// steps between its state change and its reader registration.
+		s.mu.Lock()
+		player := s.player
+		s.mu.Unlock()
+		for deadline := time.Now().Add(2 * time.Second); player.State() != gortsplib.ServerSessionStatePlay && time.Now().Before(deadline); {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+		select {
+		case <-stop:
+			return
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 	c, i := s.clip, 0
@@ -421,9 +442,12 @@ func (s *rtspTestServer) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.
 }
 
 // OnPlay implements gortsplib.ServerHandlerOnPlay.
-func (s *rtspTestServer) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+func (s *rtspTestServer) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
 	s.mu.Lock()
 	played := s.played
+	if s.player == nil {
+		s.player = ctx.Session
+	}
 	s.mu.Unlock()
 	if played != nil {
 		s.playOnce.Do(func() { close(played) })
