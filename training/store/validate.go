@@ -75,15 +75,28 @@ func Validate(dir string) ([]Problem, error) {
 
 // Check is Validate with a summary of the store. It reads and decodes
 // every file.
+//
+// A store a server is writing may change during the check (an eviction
+// deletes files the manifest read at the start still listed): when the
+// check finds problems and the manifest changed meanwhile, it checks
+// again, up to five times in all.
 func Check(dir string) (Report, error) {
-	r := Report{Miners: map[string]int{}}
 	if _, err := os.Stat(dir); err != nil {
-		return r, fmt.Errorf("validating store: %w", err)
+		return Report{Miners: map[string]int{}}, fmt.Errorf("validating store: %w", err)
 	}
-	ps, err := check(dir, &r)
-	slices.SortStableFunc(ps, func(a, b Problem) int { return strings.Compare(a.Path, b.Path) })
-	r.Problems = ps
-	return r, err
+	for try := 1; ; try++ {
+		r := Report{Miners: map[string]int{}}
+		before, _ := os.ReadFile(filepath.Join(dir, manifestName))
+		ps, err := check(dir, &r)
+		slices.SortStableFunc(ps, func(a, b Problem) int { return strings.Compare(a.Path, b.Path) })
+		r.Problems = ps
+		if len(ps) == 0 || err != nil || try == 5 {
+			return r, err
+		}
+		if after, _ := os.ReadFile(filepath.Join(dir, manifestName)); bytes.Equal(before, after) {
+			return r, nil
+		}
+	}
 }
 
 func check(dir string, r *Report) ([]Problem, error) {
