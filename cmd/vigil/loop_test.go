@@ -60,6 +60,7 @@ func loopSizeFromEnv() loopSize {
 	atoi("VIGIL_LOOP_STEPS", &sz.steps)
 	atoi("VIGIL_LOOP_REPLAY", &sz.replay)
 	atoi("VIGIL_LOOP_REPEATS", &sz.repeats)
+	sz.repeats = max(sz.repeats, 1)
 	if v := os.Getenv("VIGIL_LOOP_LR"); v != "" {
 		sz.lr = v
 	}
